@@ -1,0 +1,43 @@
+"""softgrad: the library of the course *Softmax, from first principles to GPU code*.
+
+Modules
+-------
+:mod:`softgrad.gradcheck`
+    Numerical gradient checking in float64: central differences, directional derivatives,
+    relative error, and :func:`~softgrad.gradcheck.check_gradient`.
+:mod:`softgrad.testing`
+    The checks that assignment test cells call: safe calls of student code, result
+    validation, comparison with a trusted reference, and named diagnoses.
+:mod:`softgrad.mistakes`
+    The catalogue of known mistakes, with implementations that reproduce them.
+:mod:`softgrad.reference`
+    Trusted float64 implementations that the tests compare against.
+:mod:`softgrad.autograde`
+    Running the real nbgrader pipeline on a class of submissions (used by the test suite).
+"""
+
+from softgrad.gradcheck import (
+    GRADIENT_RTOL,
+    check_directional_derivatives,
+    check_gradient,
+    default_step,
+    directional_derivative,
+    numerical_gradient,
+    relative_error,
+)
+from softgrad.testing import call_student, check_against_reference
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRADIENT_RTOL",
+    "__version__",
+    "call_student",
+    "check_against_reference",
+    "check_directional_derivatives",
+    "check_gradient",
+    "default_step",
+    "directional_derivative",
+    "numerical_gradient",
+    "relative_error",
+]

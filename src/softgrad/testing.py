@@ -1,0 +1,318 @@
+"""Checks for the test cells of the assignments: call a student's function, judge its result.
+
+The helpers here are what the visible and hidden tests call. They
+
+* call the student's function on copies of the inputs, capture NumPy's warnings (so that
+  nothing reaches stderr, where nbgrader would score the cell 0 even when every check
+  passes; a warning is reported as evidence only if the result is wrong), and check that
+  the inputs were not modified;
+* check the result's type, shape and dtype before trusting its values, and convert it to a
+  plain float64 array (a student's object cannot lie about its comparisons);
+* compare with a trusted float64 reference under a tolerance derived from the dtype;
+* when the result is wrong, run the known wrong implementations of
+  :mod:`softgrad.mistakes` on the same input and name the mistake that reproduces it.
+
+Every failure is an :class:`AssertionError` whose message says what was called, on what
+input, what was wrong, and what to do about it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from softgrad._failures import fail, format_value, worst_entries
+from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
+
+__all__ = [
+    "StudentCall",
+    "as_checked_array",
+    "call_student",
+    "check_against_reference",
+    "describe_array",
+    "result_problem",
+    "expected_dtype",
+    "forward_tolerance",
+]
+
+
+def expected_dtype(x: np.ndarray) -> np.dtype:
+    """The dtype a graded NumPy function must return for input ``x``.
+
+    Real floating inputs keep their dtype; integers and booleans are promoted to float64.
+    """
+    dtype = np.asarray(x).dtype
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float) -> float:
+    """Error allowed in a forward result computed in ``dtype``, relative to ``max(1, |expected|)``.
+
+    A numerically stable softmax, log-softmax or log-sum-exp computes the exact result for
+    inputs perturbed by a relative ``O(eps)`` (it is backward stable). A relative
+    perturbation ``eps`` of logits of size ``scale`` moves every log-probability by up to
+    ``eps * scale`` and every probability by that fraction of itself; the sum of ``terms``
+    numbers adds up to ``terms * eps`` more. Hence the bound
+    ``4 * eps * (terms + 1 + scale)``; the factor 4 covers the handful of other roundings
+    (one exp, one log, one division). In float64 with 10 logits of size 1000 this is
+    ``9.0e-13``; in float32, ``4.8e-4``. The mistakes the tests look for give errors of
+    order one (or nan).
+    """
+    eps = float(np.finfo(dtype).eps)
+    return 4.0 * eps * (terms + 1.0 + abs(float(scale)))
+
+
+def describe_array(name: str, x: object) -> str:
+    """``z of shape (2, 3), dtype float32, values in [-1000, 3]`` (for messages)."""
+    if isinstance(x, np.ndarray):
+        text = f"{name} of shape {x.shape}, dtype {x.dtype}"
+        if x.size and np.issubdtype(x.dtype, np.number):
+            text += f", values in [{format_value(np.min(x))}, {format_value(np.max(x))}]"
+        return text
+    return f"{name} = {x!r}"
+
+
+@dataclass
+class StudentCall:
+    """The result of a student's function, and the warnings it raised (captured, not printed)."""
+
+    value: object
+    warnings: list[str]
+
+
+def _copy_arg(value: object) -> object:
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def _call_text(name: str, args: Sequence[object], kwargs: Mapping[str, object], arg_names: Sequence[str]) -> str:
+    shown = [arg_names[i] if i < len(arg_names) else f"arg{i}" for i in range(len(args))]
+    shown += [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def call_student(
+    function: Callable[..., object],
+    *args: object,
+    arg_names: Sequence[str] = ("z",),
+    name: str | None = None,
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    **kwargs: object,
+) -> StudentCall:
+    """Call ``function(*args, **kwargs)`` the way a grader should.
+
+    The function receives copies of the array arguments, so that the originals can be
+    compared afterwards: a function that modifies its input fails with the mistake
+    ``mutates-input``. Warnings are captured (and returned) instead of printed. An exception
+    is re-raised as an AssertionError that says which call, on which input, raised it, and
+    which of the known ``mistakes`` raises the same error on the same input, if any.
+    """
+    __tracebackhide__ = True
+    name = name or getattr(function, "__name__", "your function")
+    call = _call_text(name, args, kwargs, arg_names)
+    passed = [_copy_arg(a) for a in args]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = function(*passed, **kwargs)
+        except NotImplementedError as error:
+            fail(f"{call} raised NotImplementedError: replace `raise NotImplementedError()` "
+                 "with your implementation.", error)
+        except Exception as error:
+            inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
+                               for i, a in enumerate(args))
+            message = f"{call} raised {type(error).__name__}: {error}\n  The input was: {inputs}."
+            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+                message += "\n" + mistake.describe()
+            fail(message, error)
+    for i, (original, given) in enumerate(zip(args, passed, strict=True)):
+        if isinstance(original, np.ndarray) and not np.array_equal(original, given, equal_nan=True):
+            arg = arg_names[i] if i < len(arg_names) else f"argument {i}"
+            fail(f"{call} modified its input {arg}: it must leave the caller's array unchanged.\n"
+                 + MUTATES_INPUT.describe())
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return StudentCall(value, list(dict.fromkeys(messages)))
+
+
+def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | None = None) -> str | None:
+    """What is wrong with a result's type, shape or dtype (a phrase after "f(z) ..."), or None.
+
+    Accepted: a plain ``np.ndarray``, a NumPy floating scalar, or (for float64 results) a
+    Python float. Rejected: lists, tensors, array subclasses, other shapes, other dtypes.
+    """
+    if type(value) is np.ndarray:
+        arr = value
+    elif isinstance(value, np.floating) or (type(value) is float and (dtype is None or dtype == np.float64)):
+        arr = np.asarray(value)
+    elif isinstance(value, np.ndarray):
+        return (f"returned a {type(value).__name__}, a subclass of np.ndarray; return a plain NumPy "
+                "array (np.asarray(result) makes one).")
+    else:
+        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
+        return f"returned {kind}; it should return a NumPy array of shape {shape}."
+    if arr.shape != shape:
+        hint = ""
+        squeezed = tuple(d for d in arr.shape if d != 1)
+        if arr.ndim == len(shape) + 1 and squeezed == tuple(d for d in shape if d != 1):
+            hint = " It looks like keepdims=True was used where the axis should be removed."
+        elif arr.size == int(np.prod(shape)):
+            hint = " The number of entries is right but the shape is not: check your reshapes and keepdims."
+        return f"returned an array of shape {arr.shape}; expected shape {shape}.{hint}"
+    if not np.issubdtype(arr.dtype, np.floating):
+        return f"returned dtype {arr.dtype}; expected a floating-point array" + (
+            f" of dtype {dtype}." if dtype is not None else ".")
+    if dtype is not None and arr.dtype != dtype:
+        return (f"returned dtype {arr.dtype}, but its input has dtype {dtype}: return the input's "
+                "floating dtype (integer inputs give float64). Converting float32 input to float64 doubles "
+                "the memory and hides precision problems the caller chose to accept.")
+    return None
+
+
+def as_checked_array(
+    value: object, *, what: str, shape: tuple[int, ...], dtype: np.dtype | None = None
+) -> np.ndarray:
+    """Check ``value`` with :func:`result_problem` (failing with ``what`` as the subject);
+    return it as a new float64 array, independent of ``value``."""
+    __tracebackhide__ = True
+    problem = result_problem(value, shape=shape, dtype=dtype)
+    if problem:
+        fail(f"{what} {problem}")
+    return np.array(value, dtype=np.float64, copy=True)
+
+
+def _matches(candidate: object, actual: np.ndarray, tolerance: float) -> bool:
+    try:
+        expected = np.asarray(candidate, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if expected.shape != actual.shape:
+        return False
+    same_nonfinite = np.array_equal(~np.isfinite(expected), ~np.isfinite(actual))
+    if not same_nonfinite:
+        return False
+    finite = np.isfinite(expected)
+    if not np.array_equal(expected[~finite], actual[~finite], equal_nan=True):
+        return False
+    scale = np.maximum(1.0, np.abs(expected[finite]))
+    return bool(np.all(np.abs(expected[finite] - actual[finite]) <= tolerance * scale))
+
+
+def _run_quietly(implementation: Callable[..., object], args: Sequence[object], kwargs: Mapping[str, object]):
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        return implementation(*[_copy_arg(a) for a in args], **kwargs)
+
+
+def _recognise_error(
+    error: Exception,
+    known: Mapping[Mistake, Sequence[Callable[..., object]]],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+) -> list[Mistake]:
+    """The mistakes whose wrong implementations raise the same error (type and text) on this input."""
+    found = []
+    for mistake, implementations in known.items():
+        for implementation in implementations:
+            try:
+                _run_quietly(implementation, args, kwargs)
+            except Exception as theirs:
+                if type(theirs) is type(error) and str(theirs) == str(error):
+                    found.append(mistake)
+                    break
+    return found
+
+
+def _recognise(
+    actual: np.ndarray,
+    correct: np.ndarray,
+    known: Mapping[Mistake, Sequence[Callable[..., object]]],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    tolerance: float,
+) -> list[Mistake]:
+    """The mistakes whose wrong implementations reproduce ``actual`` on this input.
+
+    A wrong implementation that gives the ``correct`` result on this input cannot tell
+    anything apart here, so it is never named.
+    """
+    found = []
+    for mistake, implementations in known.items():
+        for implementation in implementations:
+            try:
+                candidate = _run_quietly(implementation, args, kwargs)
+            except Exception:  # this wrong implementation cannot even run on this input
+                continue
+            if _matches(candidate, actual, tolerance) and not _matches(candidate, correct, tolerance):
+                found.append(mistake)
+                break
+    return found
+
+
+def check_against_reference(
+    function: Callable[..., object],
+    reference: Callable[..., object],
+    *args: object,
+    case: str = "",
+    arg_names: Sequence[str] = ("z",),
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    **kwargs: object,
+) -> None:
+    """Check ``function(*args, **kwargs)`` against the trusted ``reference`` (float64).
+
+    Checks, in order: the call succeeds and leaves its inputs unchanged; the result is a
+    NumPy array with the reference's shape and the input's floating dtype
+    (:func:`expected_dtype` of the first argument); it is finite wherever the reference is;
+    and it agrees with the reference within :func:`forward_tolerance`. ``case`` describes
+    the input in words for the message ("logits of +-1000"). ``mistakes`` defaults to the
+    catalogue's suspects for the reference's name (``softmax``, ``log_softmax``, ...).
+    Returns None, so that it can end a test cell (nbgrader treats a numeric last value as
+    partial credit).
+    """
+    __tracebackhide__ = True
+    name = getattr(reference, "__name__", "function")
+    call = _call_text(name, args, kwargs, arg_names)
+    first = args[0]
+    dtype = expected_dtype(first)
+    expected = np.asarray(reference(*args, **kwargs), dtype=np.float64)
+    known = suspects(name) if mistakes is None else mistakes
+    outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
+    what = f"{call} with {describe_array(arg_names[0], first)}" + (f" ({case})" if case else "")
+    arrays = [np.asarray(a, dtype=np.float64) for a in args if isinstance(a, np.ndarray) and a.size]
+    scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
+    terms = max((max(a.shape) for a in arrays), default=1)
+    tolerance = forward_tolerance(dtype, terms, scale)
+    match_tolerance = max(tolerance, 1e-6)
+
+    problem = result_problem(outcome.value, shape=expected.shape, dtype=dtype)
+    if problem:
+        lines = [f"{what} {problem}"]
+        if type(outcome.value) is np.ndarray and np.issubdtype(outcome.value.dtype, np.number):
+            raw = np.asarray(outcome.value, dtype=np.float64)
+            lines += [m.describe() for m in _recognise(raw, expected, known, args, kwargs, match_tolerance)]
+        fail("\n".join(lines))
+    actual = np.array(outcome.value, dtype=np.float64, copy=True)
+    ok = np.isfinite(actual) == np.isfinite(expected)
+    with np.errstate(invalid="ignore"):
+        ok &= np.where(
+            np.isfinite(expected),
+            np.abs(actual - expected) <= tolerance * np.maximum(1.0, np.abs(expected)),
+            actual == expected,
+        )
+    if bool(np.all(ok)):
+        return
+
+    lines = [f"{what} is wrong in {int(np.size(ok) - np.count_nonzero(ok))} of {np.size(ok)} entries."]
+    nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
+    if nonfinite:
+        lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
+    lines.append("  Largest differences:")
+    lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
+    lines.append(f"  (Allowed error for {dtype}: {tolerance:.1e} times max(1, |expected|).)")
+    if outcome.warnings:
+        lines.append("  NumPy warned while your function ran: " + "; ".join(outcome.warnings[:3]))
+    recognised = _recognise(actual, expected, known, args, kwargs, match_tolerance)
+    if recognised:
+        lines += [m.describe() for m in recognised]
+    fail("\n".join(lines))

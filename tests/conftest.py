@@ -1,0 +1,102 @@
+"""Shared fixtures: paths, and one real nbgrader grading run per assignment (cached per worker)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from mutants import Mutant, catalogues
+
+from softgrad import autograde
+
+# In CI, property-based tests draw the same examples every run: a failure there is reproducible,
+# never a coin toss. Locally they explore new examples each run.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
+
+REPO = Path(__file__).resolve().parents[1]
+ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+SOLUTION_STUDENT = "solution"
+UNTOUCHED_STUDENT = "untouched_release"
+
+
+@dataclass
+class GradedClass:
+    """One assignment graded for a simulated class: the solution, the untouched release, every mutant."""
+
+    assignment: str
+    course: Path
+    release: Path
+    mutants: dict[str, Mutant]
+    results: dict[str, autograde.SubmissionResult]
+
+
+def source_notebooks(assignment: str) -> list[Path]:
+    return sorted((REPO / "solutions" / assignment).glob("*.ipynb"))
+
+
+def _grade_class(assignment: str, workdir: Path) -> GradedClass:
+    course = autograde.make_course(workdir, REPO, [assignment])
+    release = autograde.generate_assignment(course, assignment)
+    notebooks = {p.name: p for p in source_notebooks(assignment)}
+    answers = {name: autograde.solution_sources(path) for name, path in notebooks.items()}
+
+    def filled(overrides: dict[str, str], notebook: str | None = None) -> dict:
+        out = {}
+        for name in notebooks:
+            cells = dict(answers[name])
+            if notebook is None or name == notebook:
+                cells.update(overrides)
+            out[name] = autograde.fill_notebook(release / name, cells)
+        return out
+
+    autograde.submit(course, assignment, SOLUTION_STUDENT, filled({}))
+    untouched = {name: autograde.fill_notebook(release / name, {}) for name in notebooks}
+    autograde.submit(course, assignment, UNTOUCHED_STUDENT, untouched)
+    catalogue = catalogues().get(assignment)
+    mutants = {m.name: m for m in getattr(catalogue, "MUTANTS", [])}
+    for mutant in mutants.values():
+        autograde.submit(course, assignment, mutant.name, filled(mutant.answers(), catalogue.NOTEBOOK))
+    autograde.autograde(course, assignment)
+    return GradedClass(assignment, course, release, mutants, autograde.read_results(course, assignment))
+
+
+_GRADED: dict[str, GradedClass] = {}
+
+
+@pytest.fixture(scope="session")
+def graded_class(tmp_path_factory):
+    """``graded_class(assignment)``: the class graded once per test worker, then reused."""
+
+    def get(assignment: str) -> GradedClass:
+        if assignment not in _GRADED:
+            _GRADED[assignment] = _grade_class(assignment, tmp_path_factory.mktemp(f"course_{assignment}"))
+        return _GRADED[assignment]
+
+    return get
+
+
+# ---- the mutation suite's summary: counts per assignment, printed at the end of the run ----
+
+def pytest_terminal_summary(terminalreporter):
+    counts: dict[str, dict[str, list[int]]] = {}
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        props = dict(getattr(report, "user_properties", []))
+        if "mutant_kind" not in props or report.when != "call":
+            continue
+        entry = counts.setdefault(props["assignment"], {"wrong": [0, 0], "correct": [0, 0]})
+        entry[props["mutant_kind"]][0] += report.passed
+        entry[props["mutant_kind"]][1] += 1
+    if counts:
+        terminalreporter.section("mutation suite")
+        for assignment, entry in sorted(counts.items()):
+            caught, wrong_total = entry["wrong"]
+            kept, correct_total = entry["correct"]
+            terminalreporter.write_line(
+                f"{assignment}: {caught}/{wrong_total} wrong implementations caught (and named), "
+                f"{kept}/{correct_total} correct implementations accepted with full marks"
+            )

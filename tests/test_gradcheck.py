@@ -1,0 +1,272 @@
+"""softgrad.gradcheck: the checker accepts right gradients and rejects wrong ones, with useful messages."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from softgrad import reference
+from softgrad.gradcheck import (
+    EPS64,
+    GRADIENT_RTOL,
+    check_directional_derivatives,
+    check_gradient,
+    default_step,
+    directional_derivative,
+    numerical_gradient,
+    relative_error,
+    roundoff_floor,
+)
+from softgrad.mistakes import Mistake
+
+# ---- a few trusted functions with gradients known in closed form -----------------------------
+
+
+def weighted_softmax(weights):
+    """f(z) = sum(w * softmax(z)) and its gradient p * (w - <w, p>) along the last axis."""
+
+    def f(z):
+        return float(np.sum(weights * reference.softmax(z)))
+
+    def grad(z):
+        p = reference.softmax(z)
+        return p * (weights - np.sum(weights * p, axis=-1, keepdims=True))
+
+    return f, grad
+
+
+def cubic(x):
+    return float(np.sum(x**3 - 2.0 * x))
+
+
+def cubic_grad(x):
+    return 3.0 * x**2 - 2.0
+
+
+# ---- the numerical building blocks ------------------------------------------------------------
+
+
+def test_default_step_is_cube_root_of_eps_scaled_by_magnitude():
+    assert default_step(0.5) == pytest.approx(EPS64 ** (1 / 3))
+    assert default_step(-1000.0) == pytest.approx(1000.0 * EPS64 ** (1 / 3))
+    assert default_step(1.0, np.float32) == pytest.approx(float(np.finfo(np.float32).eps) ** (1 / 3))
+
+
+def test_numerical_gradient_of_a_cubic_is_accurate_and_leaves_x_alone():
+    x = np.array([[0.5, -1.5], [2.0, 3.0]])
+    before = x.copy()
+    g = numerical_gradient(cubic, x)
+    assert g.shape == x.shape and g.dtype == np.float64
+    np.testing.assert_allclose(g, cubic_grad(x), rtol=1e-8)
+    np.testing.assert_array_equal(x, before)
+
+
+def test_central_difference_error_is_second_order_in_the_step():
+    """Halving h divides the truncation error by about 4 (while h is far above round-off)."""
+    x = np.array([0.7])
+    exact = cubic_grad(x)[0]
+    errors = [abs(numerical_gradient(cubic, x, step=h)[0] - exact) for h in (1e-2, 5e-3)]
+    assert errors[0] / errors[1] == pytest.approx(4.0, rel=0.01)
+
+
+def test_directional_derivative_matches_inner_product_with_gradient():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(3, 4))
+    v = rng.normal(size=(3, 4))
+    assert directional_derivative(cubic, x, v) == pytest.approx(float(np.vdot(cubic_grad(x), v)), rel=1e-8)
+
+
+def test_directional_derivative_rejects_mismatched_or_zero_directions():
+    with pytest.raises(ValueError, match="shape"):
+        directional_derivative(cubic, np.zeros(3), np.ones(4))
+    with pytest.raises(ValueError, match="zero"):
+        directional_derivative(cubic, np.zeros(3), np.zeros(3))
+
+
+def test_numerical_gradient_rejects_non_scalar_functions_and_non_finite_points():
+    with pytest.raises(ValueError, match="scalar"):
+        numerical_gradient(lambda x: x * 2.0, np.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        numerical_gradient(cubic, np.array([1.0, np.nan]))
+
+
+def test_relative_error_basic_values():
+    a = np.array([1.0, 2.0, 2.0])
+    assert relative_error(a, a) == 0.0
+    assert relative_error(a, -a) == pytest.approx(2.0)
+    assert relative_error(a, np.zeros(3)) == pytest.approx(1.0)
+    assert relative_error(np.zeros(3), np.zeros(3)) == 0.0
+    assert relative_error(2 * a, a) == pytest.approx(0.5)
+    assert relative_error(np.array([1e-20]), np.array([0.0]), floor=1e-10) == pytest.approx(1e-10)
+
+
+def test_roundoff_floor_grows_with_the_function_value_and_shrinks_with_the_step():
+    assert roundoff_floor(10.0, 1e-5) == pytest.approx(10 * roundoff_floor(1.0, 1e-5))
+    assert roundoff_floor(1.0, 1e-6) == pytest.approx(10 * roundoff_floor(1.0, 1e-5))
+
+
+# ---- check_gradient: accepts right gradients -------------------------------------------------
+
+
+def test_check_gradient_accepts_the_softmax_vjp_and_reports_the_error():
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(4, 5))
+    f, grad = weighted_softmax(w)
+    z = rng.normal(scale=3.0, size=(4, 5))
+    report = check_gradient(f, grad(z), z, name="d/dz sum(w * softmax(z))")
+    assert report.relative_error < 1e-8
+    assert report.method == "full central differences"
+    assert "relative error" in str(report)
+
+
+def test_check_gradient_uses_directional_derivatives_for_large_inputs():
+    rng = np.random.default_rng(3)
+    w = rng.normal(size=(200, 30))
+    f, grad = weighted_softmax(w)
+    z = rng.normal(size=(200, 30))
+    report = check_gradient(f, grad(z), z)
+    assert report.method == "directional derivatives"
+    assert report.evaluations == 24
+    assert report.relative_error < 1e-7
+
+
+def test_a_zero_gradient_is_accepted_when_the_function_is_flat():
+    """sum(softmax(z)) is 1 for every z: its gradient is exactly zero, and zero must pass."""
+    z = np.array([[1.0, -2.0, 0.5]])
+    check_gradient(lambda z: float(np.sum(reference.softmax(z))), np.zeros_like(z), z)
+
+
+# ---- check_gradient: rejects wrong gradients, and says why ----------------------------------
+
+
+@pytest.fixture
+def softmax_case():
+    rng = np.random.default_rng(4)
+    w = rng.normal(size=(3, 3))
+    f, grad = weighted_softmax(w)
+    z = rng.normal(scale=2.0, size=(3, 3))
+    return f, grad(z), z
+
+
+def test_a_sign_flip_is_rejected_and_named(softmax_case):
+    f, g, z = softmax_case
+    with pytest.raises(AssertionError, match=r"sign\s+is\s+flipped") as failure:
+        check_gradient(f, -g, z)
+    assert "Relative error 2.00e+00" in " ".join(str(failure.value).split())
+
+
+def test_a_missing_batch_division_is_rejected_and_named(softmax_case):
+    f, g, z = softmax_case
+    with pytest.raises(AssertionError, match=r"missing\s+division\s+by\s+N"):
+        check_gradient(f, 3.0 * g, z, batch_size=3)
+
+
+def test_a_transposed_gradient_is_rejected_and_named(softmax_case):
+    f, g, z = softmax_case
+    with pytest.raises(AssertionError, match="transpose"):
+        check_gradient(f, g.T, z)
+
+
+def test_the_worst_entries_are_located(softmax_case):
+    f, g, z = softmax_case
+    wrong = g.copy()
+    wrong[2, 1] += 0.5
+    with pytest.raises(AssertionError) as failure:
+        check_gradient(f, wrong, z)
+    message = str(failure.value)
+    first_row = next(line for line in message.splitlines() if "yours" in line)
+    assert first_row.strip().startswith("[2, 1]:")
+
+
+def test_a_named_mistake_is_recognised(softmax_case):
+    f, g, z = softmax_case
+    p = reference.softmax(z)
+    diagonal_only = Mistake("test-diagonal-only", "diagonal only", "explanation", "somewhere")
+    wrong = p * (1 - p) * 0.7  # any wrong gradient will do; the candidate says what it would be
+    with pytest.raises(AssertionError, match=r"\[test-diagonal-only\]"):
+        check_gradient(f, wrong, z, mistakes={diagonal_only: lambda: wrong.copy()})
+
+
+def test_wrong_type_shape_and_non_finite_gradients_get_clear_messages(softmax_case):
+    f, g, z = softmax_case
+    with pytest.raises(AssertionError, match=r"NumPy\s+array"):
+        check_gradient(f, g.tolist(), z)
+    with pytest.raises(AssertionError, match=r"has\s+shape"):
+        check_gradient(f, g[:2], z)
+    bad = g.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(AssertionError, match="non-finite"):
+        check_gradient(f, bad, z)
+
+
+def test_directional_check_rejects_and_names_a_scaled_gradient():
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(100, 10))
+    f, grad = weighted_softmax(w)
+    z = rng.normal(size=(100, 10))
+    check_directional_derivatives(f, grad(z), z)
+    with pytest.raises(AssertionError, match=r"missing\s+division\s+by\s+N"):
+        check_directional_derivatives(f, 100 * grad(z), z, batch_size=100)
+    with pytest.raises(AssertionError, match=r"sign\s+is\s+flipped"):
+        check_directional_derivatives(f, -grad(z), z)
+
+
+# ---- property-based: over shapes and scales -------------------------------------------------
+
+shapes = st.tuples(st.integers(1, 5), st.integers(2, 7))
+scales = st.sampled_from([1e-3, 0.1, 1.0, 10.0, 100.0])
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, scale=scales, seed=st.integers(0, 2**32 - 1))
+def test_property_correct_softmax_gradients_pass(shape, scale, seed):
+    rng = np.random.default_rng(seed)
+    f, grad = weighted_softmax(rng.normal(size=shape))
+    z = rng.normal(scale=scale, size=shape)
+    g = grad(z)
+    report = check_gradient(f, g, z)  # raises if the check rejects a correct gradient
+    # The relative error is within the tolerance unless the gradient is so small (a saturated
+    # softmax) that the round-off noise of the differences is a sizeable fraction of it.
+    noise = roundoff_floor(f(z), float(np.min(default_step(z)))) * np.sqrt(z.size)
+    assert report.relative_error <= GRADIENT_RTOL or np.linalg.norm(g) < noise / GRADIENT_RTOL
+
+
+@settings(max_examples=40, deadline=None)
+@given(shape=shapes, scale=scales, seed=st.integers(0, 2**32 - 1),
+       factor=st.sampled_from([-1.0, 0.5, 2.0, 1.01]))
+def test_property_scaled_gradients_fail(shape, scale, seed, factor):
+    rng = np.random.default_rng(seed)
+    f, grad = weighted_softmax(rng.normal(size=shape))
+    z = rng.normal(scale=scale, size=shape)
+    g = grad(z)
+    # A gradient below the round-off floor cannot be told from zero by any numerical check.
+    if np.linalg.norm(g) < 1e3 * roundoff_floor(f(z), float(np.min(default_step(z)))):
+        return
+    with pytest.raises(AssertionError):
+        check_gradient(f, factor * g, z)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=shapes, seed=st.integers(0, 2**32 - 1))
+def test_property_one_perturbed_entry_fails_and_is_located(shape, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=shape)
+    g = cubic_grad(x)
+    index = tuple(int(rng.integers(0, n)) for n in shape)
+    g[index] += 1e-3 * (1.0 + abs(g[index]))
+    with pytest.raises(AssertionError) as failure:
+        check_gradient(cubic, g, x)
+    first_row = next(line for line in str(failure.value).splitlines() if "yours" in line)
+    assert first_row.strip().startswith("[" + ", ".join(map(str, index)) + "]:")
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(600, 3000), seed=st.integers(0, 2**32 - 1), factor=st.sampled_from([-1.0, 0.9, 1.5]))
+def test_property_directional_checks_scale_to_large_inputs(n, seed, factor):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    check_gradient(cubic, cubic_grad(x), x)
+    with pytest.raises(AssertionError):
+        check_gradient(cubic, factor * cubic_grad(x), x)

@@ -1,0 +1,256 @@
+"""softgrad.testing, softgrad.reference and softgrad.mistakes: the checks the assignments' tests call."""
+
+from __future__ import annotations
+
+import warnings
+from decimal import Decimal, getcontext
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from softgrad import reference
+from softgrad.mistakes import CATALOGUE, suspects
+from softgrad.testing import (
+    call_student,
+    check_against_reference,
+    expected_dtype,
+    forward_tolerance,
+    result_problem,
+)
+
+getcontext().prec = 60
+
+
+def decimal_softmax(row):
+    """Softmax of a 1-D sequence in 60-digit decimal arithmetic (no overflow: Decimal's range is huge)."""
+    exps = [Decimal(float(v)).exp() for v in row]
+    total = sum(exps)
+    return [float(e / total) for e in exps], float(total.ln())
+
+
+# ---- the reference implementations are right ------------------------------------------------
+
+@pytest.mark.parametrize("row", [
+    [1.0, 2.0, 3.0],
+    [1000.0, 999.0, 998.0],
+    [-1000.0, -1001.0, -1003.0],
+    [0.0, -800.0],
+    [700.0, -700.0, 0.0, 3.5],
+    [5.0],
+])
+def test_reference_matches_60_digit_arithmetic(row):
+    probabilities, lse = decimal_softmax(row)
+    z = np.array(row)
+    np.testing.assert_allclose(reference.softmax(z), probabilities, rtol=1e-14, atol=1e-300)
+    assert reference.logsumexp(z) == pytest.approx(lse, rel=1e-15)
+    np.testing.assert_allclose(reference.log_softmax(z), z - lse, rtol=1e-14, atol=1e-12)
+
+
+def test_reference_reduces_the_right_axis_and_rejects_scalars():
+    z = np.arange(24.0).reshape(2, 3, 4)
+    assert reference.logsumexp(z, axis=1).shape == (2, 4)
+    np.testing.assert_allclose(reference.softmax(z, axis=0).sum(axis=0), 1.0)
+    with pytest.raises(ValueError, match="0-d"):
+        reference.softmax(np.float64(3.0))
+
+
+finite_logits = hnp.arrays(
+    np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=1, max_side=5),
+    elements=st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=finite_logits, shift=st.floats(-100, 100), data=st.data())
+def test_property_reference_identities(z, shift, data):
+    axis = data.draw(st.integers(-z.ndim, z.ndim - 1))
+    p = reference.softmax(z, axis=axis)
+    assert np.all(p >= 0) and np.allclose(p.sum(axis=axis), 1.0)
+    np.testing.assert_allclose(reference.softmax(z + shift, axis=axis), p, atol=1e-12)
+    lse = reference.logsumexp(z, axis=axis)
+    top = np.max(z, axis=axis)
+    assert np.all(top <= lse + 1e-9) and np.all(lse <= top + np.log(z.shape[axis]) + 1e-9)
+    np.testing.assert_allclose(reference.log_softmax(z, axis=axis), z - np.expand_dims(lse, axis), atol=1e-9)
+
+
+# ---- check_against_reference accepts correct implementations --------------------------------
+
+def student_softmax(z, axis=-1):
+    shifted = z - np.max(z, axis=axis, keepdims=True)
+    exps = np.exp(shifted)
+    return exps / np.sum(exps, axis=axis, keepdims=True)
+
+
+def student_softmax_via_lse(z, axis=-1):
+    m = np.max(z, axis=axis, keepdims=True)
+    return np.exp(z - (m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))))
+
+
+def student_logsumexp(z, axis=-1):
+    return np.logaddexp.reduce(np.asarray(z) * 1.0 if np.asarray(z).dtype.kind in "iu" else z, axis=axis)
+
+
+def student_log_softmax(z, axis=-1):
+    return z - np.expand_dims(student_logsumexp(z, axis=axis), axis)
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=finite_logits, dtype=st.sampled_from([np.float16, np.float32, np.float64]), data=st.data())
+def test_property_correct_implementations_pass_in_every_dtype(z, dtype, data):
+    axis = data.draw(st.integers(-z.ndim, z.ndim - 1))
+    if dtype is np.float16:
+        z = np.clip(z, -60000, 60000)
+    z = z.astype(dtype)
+    check_against_reference(student_softmax, reference.softmax, z, axis=axis)
+    check_against_reference(student_softmax_via_lse, reference.softmax, z, axis=axis)
+    check_against_reference(student_logsumexp, reference.logsumexp, z, axis=axis)
+    check_against_reference(student_log_softmax, reference.log_softmax, z, axis=axis)
+
+
+def test_integer_input_must_give_float64():
+    z = np.array([[3, 1, 2]])
+    check_against_reference(student_softmax, reference.softmax, z)
+    assert expected_dtype(z) == np.float64
+    assert expected_dtype(z.astype(np.float32)) == np.float32
+
+
+def test_check_returns_none_so_it_can_end_a_test_cell():
+    assert check_against_reference(student_softmax, reference.softmax, np.ones(3)) is None
+
+
+# ---- ... and rejects every catalogued mistake, naming it ------------------------------------
+
+DISCRIMINATING_INPUTS = [
+    ((np.array([[1000.0, 999.0, 0.0], [-1000.0, -1001.0, -1003.0], [0.5, 3.0, 1.0]]),), {}),
+    ((np.array([[0.2, 1.0, -0.5], [2.0, -1.0, 0.0], [0.0, 3.0, 1.5]]),), {}),
+    ((np.array([[0.2, 1.0, -0.5], [2.0, -1.0, 0.0], [0.0, 3.0, 1.5]]),), {"axis": 0}),
+    ((np.array([[0.0, -800.0], [900.0, 0.0]]),), {}),
+]
+
+
+def _cases():
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        for mistake, implementations in suspects(name).items():
+            for k, implementation in enumerate(implementations):
+                yield pytest.param(name, mistake, implementation, id=f"{name}-{mistake.id}-{k}")
+
+
+@pytest.mark.parametrize(("name", "mistake", "implementation"), list(_cases()))
+def test_every_catalogued_wrong_implementation_is_rejected_and_named(name, mistake, implementation):
+    named = False
+    for args, kwargs in DISCRIMINATING_INPUTS:
+        try:
+            check_against_reference(implementation, getattr(reference, name), *args, **kwargs)
+        except AssertionError as failure:
+            named = named or f"[{mistake.id}]" in str(failure)
+    assert named, f"no standard input makes {mistake.id} fail with its own name"
+
+
+def test_catalogue_entries_are_complete_and_unique():
+    assert len({m.id for m in CATALOGUE.values()}) == len(CATALOGUE)
+    for mistake in CATALOGUE.values():
+        assert mistake.title and mistake.explanation and mistake.section.startswith("Chapter")
+        text = mistake.describe()
+        assert f"[{mistake.id}]" in text and mistake.section in text
+
+
+def test_the_failure_message_says_what_where_and_why():
+    def naive(z, axis=-1):
+        exps = np.exp(z)
+        return exps / exps.sum(axis=axis, keepdims=True)
+
+    with pytest.raises(AssertionError) as failure:
+        check_against_reference(naive, reference.softmax, np.array([1000.0, 999.0]), case="large logits")
+    message = " ".join(str(failure.value).split())
+    assert message.startswith("softmax(z) with z of shape (2,), dtype float64")
+    assert "(large logits)" in message
+    assert "yours nan, expected 0.731059" in message
+    assert "overflow encountered in exp" in message
+    assert "[softmax-no-max-shift]" in message and "section 'The max trick'" in message
+
+
+# ---- call_student: copies, warnings, exceptions ----------------------------------------------
+
+def test_a_function_that_modifies_its_input_fails_even_if_its_result_is_right():
+    def in_place(z, axis=-1):
+        z -= np.max(z, axis=axis, keepdims=True)
+        return student_softmax(z, axis)
+
+    z = np.array([[3.0, 1.0]])
+    with pytest.raises(AssertionError, match=r"(?s)modified its input z.*\[mutates-input\]"):
+        check_against_reference(in_place, reference.softmax, z)
+    np.testing.assert_array_equal(z, [[3.0, 1.0]])  # the caller's array is untouched
+
+
+def test_warnings_are_captured_not_printed(capfd):
+    def noisy(z, axis=-1):
+        warnings.warn("a harmless warning from student code", RuntimeWarning, stacklevel=1)
+        with np.errstate(over="warn"):
+            np.exp(np.array([1000.0]))
+        return student_softmax(z, axis)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning that escapes fails this test
+        outcome = call_student(noisy, np.ones(3))
+        check_against_reference(noisy, reference.softmax, np.ones(3))
+    assert any("harmless" in w for w in outcome.warnings)
+    assert any("overflow" in w for w in outcome.warnings)
+    assert capfd.readouterr().err == ""
+
+
+def test_exceptions_say_which_call_failed_on_which_input():
+    def unfinished(z, axis=-1):
+        raise NotImplementedError()
+
+    def broken(z, axis=-1):
+        return z[5]
+
+    with pytest.raises(AssertionError, match=r"replace\s+`raise\s+NotImplementedError\(\)`"):
+        check_against_reference(unfinished, reference.softmax, np.ones(3))
+    with pytest.raises(AssertionError, match=r"(?s)softmax\(z,\s+axis=0\)\s+raised\s+IndexError.*shape\s+\(3,\)"):
+        check_against_reference(broken, reference.softmax, np.ones(3), axis=0)
+
+
+def test_an_error_is_named_when_a_known_mistake_raises_the_same_one():
+    def no_keepdims(z, axis=-1):
+        exps = np.exp(z - np.max(z, axis=axis, keepdims=True))
+        return exps / np.sum(exps, axis=axis)
+
+    with pytest.raises(AssertionError, match=r"(?s)ValueError.*\[missing-keepdims\]"):
+        check_against_reference(no_keepdims, reference.softmax, np.ones((2, 3)))
+
+
+# ---- result_problem: type, shape, dtype --------------------------------------------------------
+
+class Sneaky(np.ndarray):
+    def __eq__(self, other):  # an object that claims to equal everything
+        return True
+
+
+@pytest.mark.parametrize(("value", "shape", "dtype", "expected"), [
+    ([0.5, 0.5], (2,), np.float64, "returned a list"),
+    (None, (2,), np.float64, "returned None (is a `return` missing?)"),
+    (np.zeros(2).view(Sneaky), (2,), np.float64, "subclass of np.ndarray"),
+    (np.zeros((2, 1)), (2,), np.float64, "keepdims=True was used"),
+    (np.zeros((3, 2)), (2, 3), np.float64, "number of entries is right"),
+    (np.zeros(2, dtype=np.int64), (2,), np.float64, "expected a floating-point array"),
+    (np.zeros(2, dtype=np.float64), (2,), np.float32, "but its input has dtype float32"),
+    (1.5, (), np.float32, "returned a float"),
+])
+def test_result_problems_are_explained(value, shape, dtype, expected):
+    problem = result_problem(value, shape=shape, dtype=np.dtype(dtype))
+    assert problem is not None and expected in problem
+
+
+@pytest.mark.parametrize("value", [np.zeros(2), np.float64(0.5), 0.5])
+def test_valid_results_have_no_problem(value):
+    shape = np.shape(value)
+    assert result_problem(value, shape=shape, dtype=np.dtype(np.float64)) is None
+
+
+def test_forward_tolerance_matches_its_docstring():
+    assert forward_tolerance(np.float64, 10, 1000.0) == pytest.approx(9.0e-13, rel=0.01)
+    assert forward_tolerance(np.float32, 10, 1000.0) == pytest.approx(4.8e-4, rel=0.01)
