@@ -14,6 +14,8 @@ Modules
     Trusted float64 implementations that the tests compare against.
 :mod:`softgrad.autograde`
     Running the real nbgrader pipeline on a class of submissions (used by the test suite).
+:mod:`softgrad.book`
+    Helpers that keep the book's chapters runnable outside a book build.
 """
 
 from softgrad.gradcheck import (
