@@ -20,6 +20,14 @@ c.Execute.interrupt_on_timeout = True
 # lines around the failure, which include hidden test code, into the feedback.
 c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
 
+# Warnings never cost points; wrong values do. nbgrader scores a test cell 0 when anything
+# reaches stderr, so a Python warning printed by a student's (otherwise right) code, such as
+# NumPy's "RuntimeWarning: divide by zero encountered in log", would lose the cell. The
+# course's checks capture warnings and report them when a result is wrong; this drops the
+# ones printed by plain calls. Other stderr output still scores 0.
+c.IgnorePattern.enabled = True
+c.IgnorePattern.pattern = r":\d+: \w*Warning: "
+
 # Feedback: students see their results and the messages of failed checks, but not the
 # code of the hidden tests.
 c.GenerateFeedback.preprocessors = [

@@ -13,9 +13,11 @@ from softgrad.gradcheck import (
     GRADIENT_RTOL,
     check_directional_derivatives,
     check_gradient,
+    check_jacobian,
     default_step,
     directional_derivative,
     numerical_gradient,
+    numerical_jacobian,
     relative_error,
     roundoff_floor,
 )
@@ -270,3 +272,39 @@ def test_property_directional_checks_scale_to_large_inputs(n, seed, factor):
     check_gradient(cubic, cubic_grad(x), x)
     with pytest.raises(AssertionError):
         check_gradient(cubic, factor * cubic_grad(x), x)
+
+
+# ---- Jacobians --------------------------------------------------------------------------------
+
+
+def test_numerical_jacobian_of_an_elementwise_square_is_diagonal():
+    x = np.array([[1.0, -2.0], [0.5, 3.0]])
+    jac = numerical_jacobian(lambda v: v**2, x)
+    assert jac.shape == (2, 2, 2, 2)
+    expected = np.zeros((2, 2, 2, 2))
+    for i in range(2):
+        for j in range(2):
+            expected[i, j, i, j] = 2 * x[i, j]
+    np.testing.assert_allclose(jac, expected, atol=1e-8)
+
+
+def test_check_jacobian_accepts_the_softmax_jacobian_and_names_a_wrong_one():
+    rng = np.random.default_rng(6)
+    z = rng.normal(size=(3, 4))
+    report = check_jacobian(reference.softmax, reference.softmax_jacobian(z), z)
+    assert report.relative_error < 1e-8
+    p = reference.softmax(z)
+    diagonal = np.einsum("bi,ij->bij", p * (1 - p), np.eye(4))
+    marker = Mistake("test-diag", "diagonal only", "explanation", "somewhere")
+    with pytest.raises(AssertionError, match=r"\[test-diag\]"):
+        check_jacobian(reference.softmax, diagonal, z, mistakes={marker: [lambda: diagonal]})
+    with pytest.raises(AssertionError, match=r"sign\s+is\s+flipped"):
+        check_jacobian(reference.softmax, -reference.softmax_jacobian(z), z)
+
+
+def test_reference_vjp_is_the_gradient_of_the_weighted_sum():
+    rng = np.random.default_rng(7)
+    z, g = rng.normal(size=(3, 5)), rng.normal(size=(3, 5))
+    for axis in (-1, 0):
+        check_gradient(lambda v, axis=axis: reference.softmax_weighted_sum(v, g, axis=axis),
+                       reference.softmax_vjp(z, g, axis=axis), z)

@@ -57,13 +57,15 @@ def test_untouched_release_scores_zero(assignment, graded_class):
 
 
 def _hidden_lines(assignment):
-    """The substantial lines of code inside the hidden-test regions of the source notebooks."""
-    lines = []
+    """Substantial lines of code that occur only inside the hidden-test regions of the sources."""
+    hidden, visible = [], set()
+    pattern = re.compile(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", flags=re.S)
     for notebook in (REPO / "solutions" / assignment).glob("*.ipynb"):
         for cell in nbformat.read(notebook, as_version=4).cells:
-            for block in re.findall(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", cell.source, flags=re.S):
-                lines += [line.strip() for line in block.splitlines() if len(line.strip()) > 25]
-    return lines
+            for block in pattern.findall(cell.source):
+                hidden += [line.strip() for line in block.splitlines() if len(line.strip()) > 25]
+            visible |= {line.strip() for line in pattern.sub("", cell.source).splitlines()}
+    return [line for line in hidden if line not in visible]
 
 
 @pytest.mark.parametrize("assignment", [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS])

@@ -41,6 +41,13 @@ def test_mutant(assignment, mutant, graded_class, record_property):
         )
 
 
+@pytest.mark.parametrize("assignment", sorted(CATALOGUES))
+def test_mutant_names_are_unique_student_ids(assignment):
+    names = [m.name for m in CATALOGUES[assignment].MUTANTS]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    assert not duplicated, f"two mutants would overwrite each other's submission: {duplicated}"
+
+
 def test_every_assignment_has_a_catalogue():
     assert set(ASSIGNMENTS) <= set(CATALOGUES), f"no mutant catalogue for {set(ASSIGNMENTS) - set(CATALOGUES)}"
 

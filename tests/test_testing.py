@@ -16,6 +16,9 @@ from softgrad.mistakes import CATALOGUE, suspects
 from softgrad.testing import (
     call_student,
     check_against_reference,
+    check_gradient_function,
+    check_jacobian_function,
+    check_peak_memory,
     expected_dtype,
     forward_tolerance,
     result_problem,
@@ -128,11 +131,12 @@ DISCRIMINATING_INPUTS = [
     ((np.array([[0.2, 1.0, -0.5], [2.0, -1.0, 0.0], [0.0, 3.0, 1.5]]),), {}),
     ((np.array([[0.2, 1.0, -0.5], [2.0, -1.0, 0.0], [0.0, 3.0, 1.5]]),), {"axis": 0}),
     ((np.array([[0.0, -800.0], [900.0, 0.0]]),), {}),
+    ((np.array([[800.0, 0.0, -800.0], [1.0, 1.0, 1.0]]),), {}),
 ]
 
 
 def _cases():
-    for name in ("softmax", "log_softmax", "logsumexp"):
+    for name in ("softmax", "log_softmax", "logsumexp"):  # softmax_vjp and the Jacobian: below
         for mistake, implementations in suspects(name).items():
             for k, implementation in enumerate(implementations):
                 yield pytest.param(name, mistake, implementation, id=f"{name}-{mistake.id}-{k}")
@@ -252,5 +256,125 @@ def test_valid_results_have_no_problem(value):
 
 
 def test_forward_tolerance_matches_its_docstring():
-    assert forward_tolerance(np.float64, 10, 1000.0) == pytest.approx(9.0e-13, rel=0.01)
-    assert forward_tolerance(np.float32, 10, 1000.0) == pytest.approx(4.8e-4, rel=0.01)
+    assert forward_tolerance(np.float64, 10, 1000.0) == pytest.approx(1.8e-12, rel=0.01)
+    assert forward_tolerance(np.float32, 10, 1000.0) == pytest.approx(9.6e-4, rel=0.01)
+
+
+def test_float16_tolerance_still_separates_the_mistakes_from_the_truth():
+    """In float16 the allowance is wide; an arg max or a bare maximum must still fail."""
+    z = np.array([12.0, 11.5, 11.0], dtype=np.float16)
+
+    def one_hot(z, axis=-1):
+        return (z == z.max(axis=axis, keepdims=True)).astype(z.dtype)
+
+    def maximum(z, axis=-1):
+        return z.max(axis=axis)
+
+    with pytest.raises(AssertionError):
+        check_against_reference(one_hot, reference.softmax, z)
+    with pytest.raises(AssertionError):
+        check_against_reference(maximum, reference.logsumexp, z)
+    check_against_reference(student_softmax, reference.softmax, z)
+    check_against_reference(student_logsumexp, reference.logsumexp, z)
+
+
+# ---- gradients, Jacobians and memory of student functions ------------------------------------
+
+def student_vjp(z, g, axis=-1):
+    p = student_softmax(z, axis)
+    return p * (g - np.sum(g * p, axis=axis, keepdims=True))
+
+
+def test_check_gradient_function_accepts_a_right_vjp_and_names_wrong_ones():
+    rng = np.random.default_rng(8)
+    z, g = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    for axis in (-1, 0):
+        check_gradient_function(student_vjp, reference.softmax_weighted_sum, z, g, axis=axis,
+                                name="softmax_vjp", arg_names=("z", "g"))
+
+    def over_batch(z, g, axis=-1):
+        p = student_softmax(z, axis)
+        return p * (g - np.sum(g * p))
+
+    with pytest.raises(AssertionError) as failure:
+        check_gradient_function(over_batch, reference.softmax_weighted_sum, z, g,
+                                name="softmax_vjp", arg_names=("z", "g"))
+    assert "[vjp-inner-product-over-batch]" in " ".join(str(failure.value).split())
+
+
+def test_check_gradient_function_checks_shape_before_values():
+    z, g = np.ones((2, 3)), np.ones((2, 3))
+    with pytest.raises(AssertionError, match="shape"):
+        check_gradient_function(lambda z, g, axis=-1: z[0], reference.softmax_weighted_sum, z, g,
+                                name="softmax_vjp", arg_names=("z", "g"))
+
+
+def test_check_jacobian_function_names_the_diagonal_only_mistake():
+    z = np.array([[0.5, -1.0, 2.0]])
+
+    def right(z):
+        p = student_softmax(z)
+        return p[..., :, None] * (np.eye(3) - p[..., None, :])
+
+    def diagonal(z):
+        p = student_softmax(z)
+        return p[..., :, None] * (1 - p[..., :, None]) * np.eye(3)
+
+    check_jacobian_function(right, reference.softmax, z, name="softmax_jacobian")
+    with pytest.raises(AssertionError) as failure:
+        check_jacobian_function(diagonal, reference.softmax, z, name="softmax_jacobian")
+    assert "[jacobian-diagonal-only]" in " ".join(str(failure.value).split())
+
+
+def test_check_peak_memory_catches_a_vjp_that_builds_the_jacobian():
+    rng = np.random.default_rng(9)
+    z, g = rng.normal(size=2000), rng.normal(size=2000)
+
+    def through_jacobian(z, g, axis=-1):
+        return g @ reference.softmax_jacobian(z)
+
+    check_peak_memory(student_vjp, z, g, name="softmax_vjp", arg_names=("z", "g"),
+                      limit=16 * z.nbytes, explanation="16 arrays of the size of z")
+    with pytest.raises(AssertionError) as failure:
+        check_peak_memory(through_jacobian, z, g, name="softmax_vjp", arg_names=("z", "g"),
+                          limit=16 * z.nbytes, explanation="16 arrays of the size of z",
+                          mistake=CATALOGUE["vjp-builds-jacobian"])
+    message = " ".join(str(failure.value).split())
+    assert "MB at its peak" in message and "[vjp-builds-jacobian]" in message
+
+
+def test_running_out_of_memory_is_explained():
+    def hopeless(z, g, axis=-1):
+        return np.diag(z) @ g
+
+    z = np.ones(3_000_000)
+    with pytest.raises(AssertionError) as failure:
+        check_against_reference(hopeless, reference.softmax_vjp, z, z, arg_names=("z", "g"))
+    message = " ".join(str(failure.value).split())
+    assert "ran out of memory" in message and "[vjp-builds-jacobian]" in message
+
+
+def _derivative_cases():
+    for name in ("softmax_vjp", "softmax_jacobian"):
+        for mistake, implementations in suspects(name).items():
+            if mistake.id == "vjp-builds-jacobian":
+                continue  # right values: recognised by its memory, tested above
+            for k, implementation in enumerate(implementations):
+                yield pytest.param(name, mistake, implementation, id=f"{name}-{mistake.id}-{k}")
+
+
+@pytest.mark.parametrize(("name", "mistake", "implementation"), list(_derivative_cases()))
+def test_every_catalogued_wrong_derivative_is_rejected_and_named(name, mistake, implementation):
+    rng = np.random.default_rng(10)
+    z, g = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    messages = []
+    for axis in (-1, 0):
+        try:
+            if name == "softmax_vjp":
+                check_gradient_function(implementation, reference.softmax_weighted_sum, z, g, axis=axis,
+                                        name=name, arg_names=("z", "g"))
+            elif axis == -1:
+                check_jacobian_function(implementation, reference.softmax, z, name=name)
+        except AssertionError as failure:
+            messages.append(" ".join(str(failure).split()))
+    assert any(f"[{mistake.id}]" in m for m in messages), messages

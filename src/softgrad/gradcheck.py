@@ -55,9 +55,11 @@ __all__ = [
     "GradientReport",
     "check_directional_derivatives",
     "check_gradient",
+    "check_jacobian",
     "default_step",
     "directional_derivative",
     "numerical_gradient",
+    "numerical_jacobian",
     "relative_error",
     "roundoff_floor",
 ]
@@ -67,6 +69,10 @@ EPS64 = float(np.finfo(np.float64).eps)
 
 GRADIENT_RTOL = 1e-6
 """Relative error above which a gradient is declared wrong (see the module docstring)."""
+
+Candidate = np.ndarray | Callable[[], np.ndarray]
+Candidates = Candidate | list[Candidate] | tuple[Candidate, ...]
+"""What a known mistake would produce: an array, a function returning one, or several of them."""
 
 # Above this many entries, check_gradient switches from the full numerical gradient
 # (2 evaluations of f per entry) to directional derivatives plus sampled coordinates.
@@ -137,6 +143,35 @@ def numerical_gradient(
         flat_x[i] = original
         flat_grad[i] = (f_plus - f_minus) / (2.0 * h)
     return grad
+
+
+def numerical_jacobian(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, *, step: np.ndarray | float | None = None
+) -> np.ndarray:
+    """Central-difference Jacobian of the array-valued ``f`` at ``x``, in float64.
+
+    Entry ``[*i, *j]`` is ``d f(x)[i] / d x[j]``: the result has shape
+    ``f(x).shape + x.shape``. Costs ``2 * x.size`` evaluations of ``f``; ``x`` is not modified.
+
+    >>> import numpy as np
+    >>> J = numerical_jacobian(lambda x: x ** 2, np.array([1.0, 3.0]))
+    >>> np.allclose(J, [[2.0, 0.0], [0.0, 6.0]])
+    True
+    """
+    x = _as_float64(x, "x")
+    steps = np.broadcast_to(default_step(x) if step is None else np.asarray(step, np.float64), x.shape)
+    out_shape = np.shape(f(x.copy()))
+    jac = np.empty((int(np.prod(out_shape)), x.size))
+    flat_x, flat_steps = x.reshape(-1), steps.reshape(-1)
+    for j in range(x.size):
+        original, h = flat_x[j], flat_steps[j]
+        flat_x[j] = original + h
+        f_plus = np.asarray(f(x.copy()), dtype=np.float64).reshape(-1)
+        flat_x[j] = original - h
+        f_minus = np.asarray(f(x.copy()), dtype=np.float64).reshape(-1)
+        flat_x[j] = original
+        jac[:, j] = (f_plus - f_minus) / (2.0 * h)
+    return jac.reshape(*out_shape, *x.shape)
 
 
 def directional_derivative(
@@ -222,29 +257,39 @@ def _agree(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -
     return diff <= rtol * scale + atol, (diff / scale if scale > 0 else 0.0)
 
 
+def _candidate_values(candidate: Candidates) -> list[np.ndarray]:
+    """The arrays a mistake would produce; candidates that cannot be built are skipped."""
+    values = []
+    for item in candidate if isinstance(candidate, list | tuple) else [candidate]:
+        try:
+            values.append(np.asarray(item() if callable(item) else item, dtype=np.float64))
+        except Exception:  # this wrong implementation cannot even run on this input
+            continue
+    return values
+
+
 def _diagnose_gradient(
     actual: np.ndarray,
     expected: np.ndarray,
-    candidates: Mapping[Mistake, np.ndarray | Callable[[], np.ndarray]] | None,
+    candidates: Mapping[Mistake, Candidates] | None,
     rtol: float,
     floor: float,
     batch_size: int | None,
+    what: str = "gradient",
 ) -> list[str]:
     """Explanations for a wrong gradient: named mistakes first, then generic patterns."""
     lines: list[str] = []
     for mistake, candidate in (candidates or {}).items():
-        try:
-            value = candidate() if callable(candidate) else candidate
-            value = np.asarray(value, dtype=np.float64)
-        except Exception:  # a candidate that cannot be built for this input just does not match
-            continue
-        if value.shape == actual.shape and relative_error(actual, value, floor=floor) <= max(rtol, 1e-4):
-            lines.append(mistake.describe())
+        for value in _candidate_values(candidate):
+            if value.shape == actual.shape and _agree(actual, value, max(rtol, 1e-4), floor)[0]:
+                if not _agree(expected, value, max(rtol, 1e-4), floor)[0]:  # it must differ from right
+                    lines.append(mistake.describe())
+                    break
     if lines:
         return lines
     if np.linalg.norm(actual) <= floor:
-        lines.append("Your gradient is zero (or numerically zero) everywhere, but the true gradient is not: "
-                     "check that the function computes and returns the gradient, not a placeholder.")
+        lines.append(f"Your {what} is zero (or numerically zero) everywhere, but the true {what} is not: "
+                     f"check that the function computes and returns the {what}, not a placeholder.")
         return lines
     # Is the whole gradient a multiple of the right one? Fit c in actual = c * expected.
     denom = float(np.vdot(expected, expected))
@@ -252,7 +297,7 @@ def _diagnose_gradient(
         c = float(np.vdot(actual, expected)) / denom
         if relative_error(actual, c * expected, floor=floor) <= 1e-3 and abs(c - 1) > 1e-3:
             if abs(c + 1) <= 1e-3:
-                lines.append("Your gradient is exactly the negative of the correct one: a sign is flipped.")
+                lines.append(f"Your {what} is exactly the negative of the correct one: a sign is flipped.")
             else:
                 hint = ""
                 if batch_size:
@@ -260,10 +305,10 @@ def _diagnose_gradient(
                         hint = f" That is the batch size N = {batch_size}: a missing division by N?"
                     elif abs(c * batch_size - 1) <= 1e-3:
                         hint = f" That is 1/N for the batch size N = {batch_size}: divided by N once too often?"
-                lines.append(f"Your gradient is the correct one multiplied by {c:.6g}.{hint}")
+                lines.append(f"Your {what} is the correct one multiplied by {c:.6g}.{hint}")
     if actual.ndim == 2 and actual.shape[0] == actual.shape[1]:
         if relative_error(actual, expected.T, floor=floor) <= 1e-3:
-            lines.append("Your gradient is the transpose of the correct one.")
+            lines.append(f"Your {what} is the transpose of the correct one.")
     return lines
 
 
@@ -274,7 +319,7 @@ def check_gradient(
     *,
     name: str = "the gradient",
     rtol: float = GRADIENT_RTOL,
-    mistakes: Mapping[Mistake, np.ndarray | Callable[[], np.ndarray]] | None = None,
+    mistakes: Mapping[Mistake, Candidates] | None = None,
     batch_size: int | None = None,
     directions: int = 6,
     coordinates: int = 6,
@@ -287,7 +332,8 @@ def check_gradient(
     :class:`AssertionError` with a message that says where the worst entries are, how
     large the relative error is, and which known mistake the gradient looks like:
     ``mistakes`` maps :class:`~softgrad.mistakes.Mistake` objects to the gradient that
-    mistake would produce here (an array, or a function returning one); ``batch_size``
+    mistake would produce here (an array, a function returning one, or a list of such);
+    ``batch_size``
     lets the message recognise a gradient that is off by a factor N.
 
     Returns a :class:`GradientReport` when the gradient is right.
@@ -326,7 +372,7 @@ def check_directional_derivatives(
     *,
     name: str = "the gradient",
     rtol: float = GRADIENT_RTOL,
-    mistakes: Mapping[Mistake, np.ndarray | Callable[[], np.ndarray]] | None = None,
+    mistakes: Mapping[Mistake, Candidates] | None = None,
     batch_size: int | None = None,
     directions: int = 6,
     coordinates: int = 6,
@@ -379,21 +425,61 @@ def check_directional_derivatives(
         for index, a, n in list(zip(indices, analytic_coords, numeric_coords, strict=True))[:3]:
             message.append(f"    entry {format_index(index)}: yours {a:.6g}, numerical {n:.6g}")
         # Project the candidates on the same directions and coordinates to name a mistake.
-        projected: dict[Mistake, Callable[[], np.ndarray]] = {}
+        projected: dict[Mistake, Candidates] = {}
         for mistake, candidate in (mistakes or {}).items():
-            projected[mistake] = _projector(candidate, vs, indices)
+            projected[mistake] = [_projector(value, vs, indices) for value in _candidate_values(candidate)]
         diagnosis = _diagnose_gradient(analytic, numeric, projected, rtol, floor, batch_size)
         message += [f"  {line}" for line in diagnosis if "transpose" not in line]
         fail("\n".join(message))
     return GradientReport(name, "directional derivatives", error, rtol, 2 * (directions + len(indices)))
 
 
-def _projector(
-    candidate: np.ndarray | Callable[[], np.ndarray], vs: np.ndarray, indices: list[tuple[int, ...]]
-) -> Callable[[], np.ndarray]:
+def _projector(value: np.ndarray, vs: np.ndarray, indices: list[tuple[int, ...]]) -> Callable[[], np.ndarray]:
     def project() -> np.ndarray:
-        value = np.asarray(candidate() if callable(candidate) else candidate, dtype=np.float64)
+        if value.shape != vs.shape[1:]:
+            raise ValueError("a candidate of another shape cannot match")
         dirs = [float(np.vdot(value, v)) for v in vs]
         return np.array(dirs + [float(value[i]) for i in indices])
 
     return project
+
+
+def check_jacobian(
+    f: Callable[[np.ndarray], np.ndarray],
+    jacobian: np.ndarray,
+    x: np.ndarray,
+    *,
+    name: str = "the Jacobian",
+    rtol: float = GRADIENT_RTOL,
+    mistakes: Mapping[Mistake, Candidates] | None = None,
+) -> GradientReport:
+    """Check an analytic Jacobian of the trusted array function ``f`` at ``x``.
+
+    ``x`` has shape ``(..., n)`` and ``f`` maps each row (the last axis, shape ``(n,)``) to a
+    row of the same length, as softmax does; ``jacobian`` has shape ``(..., n, n)`` with
+    ``jacobian[..., i, j] = d f(row)[i] / d row[j]``. Each row's Jacobian is compared with
+    :func:`numerical_jacobian`; messages and ``mistakes`` work as in :func:`check_gradient`.
+    """
+    __tracebackhide__ = True
+    x = _as_float64(x, "x")
+    if x.ndim == 0:
+        raise ValueError("x needs at least one axis")
+    n = x.shape[-1]
+    actual = _gradient_as_float64(jacobian, (*x.shape, n), name)
+    rows = x.reshape(-1, n)
+    expected = np.stack([numerical_jacobian(f, row) for row in rows]).reshape(actual.shape)
+    f_scale = max((float(np.max(np.abs(f(row)))) for row in rows), default=1.0)
+    floor = roundoff_floor(f_scale, float(np.min(default_step(x)))) * np.sqrt(actual.size)
+    agree, error = _agree(actual, expected, rtol, floor)
+    if not agree:
+        message = [
+            f"{name} does not match the numerical Jacobian (central differences in float64).",
+            f"  Relative error {error:.2e}; a correct Jacobian gives about 1e-10 here, the limit is {rtol:.0e} "
+            f"(plus {floor:.0e} in absolute terms for round-off).",
+            "  Largest differences (the numerical Jacobian is the expected value):",
+            *(f"    {row}" for row in worst_entries(actual, expected, count=3)),
+        ]
+        diagnosis = _diagnose_gradient(actual, expected, mistakes, rtol, floor, None, what="Jacobian")
+        message += [f"  {line}" for line in diagnosis if "transpose" not in line]
+        fail("\n".join(message))
+    return GradientReport(name, "full central differences", error, rtol, 2 * x.size)

@@ -88,16 +88,17 @@ MUTATES_INPUT = mistake(
     caller's array. The caller still needs the original logits (to compute a loss, or a
     gradient), and a function that silently edits them causes bugs far away from the cause.
     Write `z = z - z.max(axis=axis, keepdims=True)`, which makes a new array.""",
-    f"{_CH1}, section 'The max trick'",
+    f"{_CH1}, section 'Batches and axes'",
 )
 
 SOFTMAX_NO_MAX_SHIFT = mistake(
     "softmax-no-max-shift",
     "softmax without subtracting the maximum",
     """`np.exp(z)` overflows to inf once z exceeds about 709.78 in float64 (88.72 in
-    float32, 11.09 in float16), and inf / inf is nan. Softmax is shift invariant, so
-    subtract each row's maximum first: then the largest exponent is exp(0) = 1 and nothing
-    can overflow.""",
+    float32, 11.09 in float16), and inf / inf is nan; for very negative logits every exp
+    underflows to 0, and 0 / 0 is nan too. Softmax is shift invariant, so subtract each
+    row's maximum first: then the largest exponent is exp(0) = 1, nothing can overflow, and
+    the sum is at least 1.""",
     f"{_CH1}, section 'The max trick'",
 )
 
@@ -124,10 +125,11 @@ SOFTMAX_CLIP = mistake(
 SOFTMAX_WRONG_AXIS = mistake(
     "wrong-axis",
     "normalising over the wrong axis",
-    """The probabilities must sum to one along `axis` (the last axis by default) and
-    nowhere else. Normalising over axis 0, over the whole array, or ignoring the `axis`
-    argument gives arrays that look plausible but are not distributions over the classes.
-    Pass `axis=axis` to every reduction (max and sum).""",
+    """Softmax works along `axis` (the last axis by default) and nowhere else: the
+    probabilities sum to one along it, and every reduction built on them (the maximum, the
+    sum, the inner product <g, p>) runs along it too. Normalising over axis 0, over the whole
+    array, or ignoring the `axis` argument gives arrays that look plausible but are not
+    distributions over the classes. Pass `axis=axis` to every reduction.""",
     f"{_CH1}, section 'Batches and axes'",
 )
 
@@ -145,9 +147,9 @@ LOG_OF_SOFTMAX = mistake(
     "log-of-softmax",
     "log(softmax(z)) instead of a log-softmax",
     """For a confident prediction the small probabilities underflow to exactly 0 (exp(-800)
-    is below the smallest float64), and log(0) is -inf, although the true log-probability is
-    a perfectly ordinary number such as -800. Compute it in the log domain:
-    log_softmax(z) = z - logsumexp(z), with the shift inside logsumexp.""",
+    is below half the smallest positive float64, so it rounds to 0), and log(0) is -inf,
+    although the true log-probability is an ordinary number such as -800. Compute it in the
+    log domain: log_softmax(z) = z - logsumexp(z), with the shift inside logsumexp.""",
     f"{_CH1}, section 'Why log(softmax(z)) is wrong'",
 )
 
@@ -164,9 +166,31 @@ LOGSUMEXP_SHIFT_NOT_ADDED_BACK = mistake(
     "logsumexp-shift-not-added-back",
     "log-sum-exp that subtracts the maximum but forgets to add it back",
     """log(sum(exp(z - m))) is logsumexp(z) - m, not logsumexp(z). The identity is
-    logsumexp(z) = m + log(sum(exp(z - m))): add m back at the end (for log-softmax the
-    two m's cancel, which is why log_softmax(z) = (z - m) - log(sum(exp(z - m)))).""",
+    logsumexp(z) = m + log(sum(exp(z - m))): add m back at the end. For log-softmax the m
+    goes to z instead: log_softmax(z) = (z - m) - log(sum(exp(z - m))), so subtract it from
+    z as well as inside the sum.""",
     f"{_CH1}, section 'Log-sum-exp and log-softmax'",
+)
+
+
+SHIFT_NOT_BY_MAX = mistake(
+    "shift-not-by-max",
+    "shifting by the minimum or the mean instead of the maximum",
+    """Any shift leaves softmax unchanged in exact arithmetic, but only the maximum makes
+    it safe in floating point: after subtracting the maximum every exponent is at most 0.
+    After subtracting the mean or the minimum, a row such as [800, 0, -800] still has an
+    exponent of 800 or 1600, which overflows to inf.""",
+    f"{_CH1}, section 'The max trick'",
+)
+
+DENOMINATOR_EPSILON = mistake(
+    "denominator-epsilon",
+    "a small constant added to the denominator",
+    """After subtracting the maximum, the denominator sum(exp(z - m)) is at least 1 (its
+    largest term is exp(0) = 1), so it can never be 0 and needs no guard. A constant such
+    as 1e-7 only makes the probabilities too small by that relative amount, so that they no
+    longer sum to one; drop it.""",
+    f"{_CH1}, section 'The max trick'",
 )
 
 
@@ -304,3 +328,196 @@ def _logsumexp_ignores_axis(z, axis=-1):
 @_reproduces(SOFTMAX_WRONG_AXIS, "logsumexp")
 def _logsumexp_axis0(z, axis=-1):
     return reference.logsumexp(z, 0)
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 2: the Jacobian of softmax and the vector-Jacobian product
+# --------------------------------------------------------------------------------------
+_CH2 = "Chapter 2, The Jacobian of softmax"
+
+JACOBIAN_DIAGONAL_ONLY = mistake(
+    "jacobian-diagonal-only",
+    "the Jacobian's diagonal p_i (1 - p_i) only, as if softmax acted entry by entry",
+    """This derivation, widely copied on the web, differentiates p_i only with respect to its
+    own z_i. But every z_j appears in the denominator sum_k exp(z_k), so p_i depends on all
+    of them: d p_i / d z_j = -p_i p_j for j != i. The full Jacobian is diag(p) - p p^T, and
+    the gradient of a loss is p * (g - <g, p>), not g * p * (1 - p).""",
+    f"{_CH2}, section 'A widely copied wrong derivation'",
+)
+
+JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
+    "jacobian-off-diagonal-only",
+    "the Jacobian's off-diagonal term -p_i p_j only, without the diagonal p_i",
+    """The quotient rule gives two terms: d p_i / d z_j = delta_ij p_i - p_i p_j. The first
+    term, from differentiating the numerator exp(z_i), is there only when j = i; dropping it
+    leaves -p p^T. Keep both: J = diag(p) - p p^T.""",
+    f"{_CH2}, section 'The quotient rule, step by step'",
+)
+
+JACOBIAN_SIGN_FLIPPED = mistake(
+    "jacobian-sign-flipped",
+    "the Jacobian with its sign flipped, p p^T - diag(p)",
+    """Raising z_i raises p_i, so the diagonal entries d p_i / d z_i = p_i (1 - p_i) are
+    positive, and raising z_j lowers every other p_i, so the off-diagonal entries are
+    negative. The quotient rule is (u'v - uv') / v^2: numerator derivative first.""",
+    f"{_CH2}, section 'The quotient rule, step by step'",
+)
+
+VJP_MISSING_INNER_PRODUCT = mistake(
+    "vjp-missing-inner-product",
+    "a vector-Jacobian product that forgets the <g, p> term",
+    """g^T J = g^T (diag(p) - p p^T) = p * g - p * <g, p>. The second term comes from the
+    off-diagonal entries of J; without it, p * g is the product with diag(p) alone.""",
+    f"{_CH2}, section 'The vector-Jacobian product'",
+)
+
+VJP_INNER_PRODUCT_OVER_BATCH = mistake(
+    "vjp-inner-product-over-batch",
+    "the inner product <g, p> summed over the whole batch instead of each row",
+    """Every row of a batch has its own softmax and its own Jacobian, so <g, p> is one
+    number per row: np.sum(g * p, axis=axis, keepdims=True). np.sum(g * p) adds the rows
+    together and mixes the examples of the batch.""",
+    f"{_CH2}, section 'Batches and other axes'",
+)
+
+VJP_BUILDS_JACOBIAN = mistake(
+    "vjp-builds-jacobian",
+    "a vector-Jacobian product that builds the n x n Jacobian",
+    """Forming J costs n^2 memory and time: 80 GB for n = 100,000 in float64. The whole point
+    of the vector-Jacobian product is that p * (g - <g, p>) needs only a few arrays of size n.
+    Compute it directly from p and g, without np.diag, np.outer or an (n, n) einsum.""",
+    f"{_CH2}, section 'The vector-Jacobian product'",
+)
+
+
+def _jacobian_parts(z):
+    p = np.asarray(reference.softmax(z, axis=-1))
+    eye = np.eye(p.shape[-1])
+    return p, np.einsum("...i,ij->...ij", p, eye), np.einsum("...i,...j->...ij", p, p)
+
+
+@_reproduces(JACOBIAN_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_diagonal_only(z):
+    p, _, _ = _jacobian_parts(z)
+    return np.einsum("...i,ij->...ij", p * (1 - p), np.eye(p.shape[-1]))
+
+
+@_reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_outer_only(z):
+    return -_jacobian_parts(z)[2]
+
+
+@_reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_zero_diagonal(z):
+    p, _, outer = _jacobian_parts(z)
+    return -outer * (1 - np.eye(p.shape[-1]))
+
+
+@_reproduces(JACOBIAN_SIGN_FLIPPED, "softmax_jacobian")
+def _jacobian_sign_flipped(z):
+    _, diagonal, outer = _jacobian_parts(z)
+    return outer - diagonal
+
+
+@_reproduces(JACOBIAN_DIAGONAL_ONLY, "softmax_vjp")
+def _vjp_diagonal_only(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return g * p * (1 - p)
+
+
+@_reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_vjp")
+def _vjp_outer_only(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return -p * np.sum(g * p, axis=axis, keepdims=True)
+
+
+@_reproduces(JACOBIAN_SIGN_FLIPPED, "softmax_vjp")
+def _vjp_sign_flipped(z, g, axis=-1):
+    return -reference.softmax_vjp(z, g, axis=axis)
+
+
+@_reproduces(VJP_MISSING_INNER_PRODUCT, "softmax_vjp")
+def _vjp_missing_inner_product(z, g, axis=-1):
+    return reference.softmax(z, axis=axis) * g
+
+
+@_reproduces(VJP_INNER_PRODUCT_OVER_BATCH, "softmax_vjp")
+def _vjp_inner_product_over_batch(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p))
+
+
+@_reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_ignores_axis(z, g, axis=-1):
+    return reference.softmax_vjp(z, g, axis=-1)
+
+
+@_reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_axis0(z, g, axis=-1):
+    return reference.softmax_vjp(z, g, axis=0)
+
+
+@_reproduces(SOFTMAX_NO_KEEPDIMS, "softmax_vjp")
+def _vjp_inner_product_without_keepdims(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p, axis=axis))
+
+
+@_reproduces(VJP_BUILDS_JACOBIAN, "softmax_vjp")
+def _vjp_through_the_jacobian(z, g, axis=-1):
+    # Right values, wrong cost: recognised only by the memory it needs on a large input.
+    moved_z, moved_g = np.moveaxis(z, axis, -1), np.moveaxis(g, axis, -1)
+    return np.moveaxis(np.einsum("...i,...ij->...j", moved_g, reference.softmax_jacobian(moved_z)), -1, axis)
+
+
+# ---- chapter 1, continued: more ways to get the shift and the reductions wrong --------------
+
+_EPSILONS = (1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-12)
+
+
+def _epsilon_variant(epsilon: float) -> Callable[..., object]:
+    def softmax_with_epsilon(z, axis=-1):
+        e = np.exp(z - np.max(z, axis=axis, keepdims=True))
+        return e / (np.sum(e, axis=axis, keepdims=True) + epsilon)
+
+    return softmax_with_epsilon
+
+
+for _epsilon in _EPSILONS:
+    _reproduces(DENOMINATOR_EPSILON, "softmax")(_epsilon_variant(_epsilon))
+
+
+@_reproduces(SHIFT_NOT_BY_MAX, "softmax")
+def _softmax_shift_by_min(z, axis=-1):
+    e = np.exp(z - np.min(z, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_reproduces(SHIFT_NOT_BY_MAX, "softmax")
+def _softmax_shift_by_mean(z, axis=-1):
+    e = np.exp(z - np.mean(z, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)
+
+
+@_reproduces(SHIFT_NOT_BY_MAX, "logsumexp")
+def _logsumexp_shift_by_mean(z, axis=-1):
+    c = np.mean(z, axis=axis, keepdims=True)
+    return np.squeeze(c, axis=axis) + np.log(np.sum(np.exp(z - c), axis=axis))
+
+
+@_reproduces(SHIFT_NOT_BY_MAX, "log_softmax")
+def _log_softmax_shift_by_mean(z, axis=-1):
+    shifted = z - np.mean(z, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+@_reproduces(SOFTMAX_NO_KEEPDIMS, "logsumexp")
+def _logsumexp_max_without_keepdims(z, axis=-1):
+    m = np.max(z, axis=axis)
+    return m + np.log(np.sum(np.exp(z - m), axis=axis))
+
+
+@_reproduces(SOFTMAX_NO_KEEPDIMS, "log_softmax")
+def _log_softmax_max_without_keepdims(z, axis=-1):
+    shifted = z - np.max(z, axis=axis)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["log_softmax", "logsumexp", "softmax"]
+__all__ = ["log_softmax", "logsumexp", "softmax", "softmax_jacobian", "softmax_vjp", "softmax_weighted_sum"]
 
 
 def _float64(z: np.ndarray) -> np.ndarray:
@@ -44,3 +44,33 @@ def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     z = _float64(z)
     e = np.exp(z - np.max(z, axis=axis, keepdims=True))
     return e / np.sum(e, axis=axis, keepdims=True)
+
+
+def softmax_jacobian(z: np.ndarray) -> np.ndarray:
+    """The Jacobian of softmax along the last axis: ``(..., n) -> (..., n, n)``.
+
+    ``J[..., i, j] = d p_i / d z_j = p_i * (delta_ij - p_j)``, that is ``diag(p) - p p^T``
+    for every row.
+    """
+    p = softmax(z, axis=-1)
+    return np.einsum("...i,ij->...ij", p, np.eye(p.shape[-1])) - np.einsum("...i,...j->...ij", p, p)
+
+
+def softmax_vjp(z: np.ndarray, g: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The gradient with respect to ``z`` of ``sum(g * softmax(z, axis))``: ``p * (g - <g, p>)``.
+
+    The inner product ``<g, p>`` is taken along ``axis``, separately for every row.
+    """
+    p = softmax(z, axis=axis)
+    g = np.asarray(g, dtype=np.float64)
+    return p * (g - np.sum(g * p, axis=axis, keepdims=True))
+
+
+def softmax_weighted_sum(z: np.ndarray, g: np.ndarray, axis: int = -1) -> float:
+    """The scalar ``sum(g * softmax(z, axis))``, whose gradient with respect to ``z`` is the VJP.
+
+    Tests differentiate it numerically to check a vector-Jacobian product: with random
+    weights ``g`` its gradient exercises every entry of the Jacobian (a plain sum of the
+    softmax outputs is always 1, so its gradient is zero and would check nothing).
+    """
+    return float(np.sum(np.asarray(g, dtype=np.float64) * softmax(z, axis=axis)))

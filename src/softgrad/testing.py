@@ -25,6 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from softgrad._failures import fail, format_value, worst_entries
+from softgrad.gradcheck import check_gradient, check_jacobian
+from softgrad.measure import peak_memory
 from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
 
 __all__ = [
@@ -32,6 +34,9 @@ __all__ = [
     "as_checked_array",
     "call_student",
     "check_against_reference",
+    "check_gradient_function",
+    "check_jacobian_function",
+    "check_peak_memory",
     "describe_array",
     "result_problem",
     "expected_dtype",
@@ -48,21 +53,28 @@ def expected_dtype(x: np.ndarray) -> np.dtype:
     return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
 
 
-def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float) -> float:
-    """Error allowed in a forward result computed in ``dtype``, relative to ``max(1, |expected|)``.
+def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float,
+                      expected: np.ndarray | float = 0.0) -> np.ndarray | float:
+    """The absolute error allowed in a forward result computed in ``dtype``, entry by entry.
 
-    A numerically stable softmax, log-softmax or log-sum-exp computes the exact result for
-    inputs perturbed by a relative ``O(eps)`` (it is backward stable). A relative
-    perturbation ``eps`` of logits of size ``scale`` moves every log-probability by up to
-    ``eps * scale`` and every probability by that fraction of itself; the sum of ``terms``
-    numbers adds up to ``terms * eps`` more. Hence the bound
-    ``4 * eps * (terms + 1 + scale)``; the factor 4 covers the handful of other roundings
-    (one exp, one log, one division). In float64 with 10 logits of size 1000 this is
-    ``9.0e-13``; in float32, ``4.8e-4``. The mistakes the tests look for give errors of
-    order one (or nan).
+    ``4 * eps * (2 * scale + terms + 2 + |expected|)``, where ``scale`` is the largest
+    magnitude among the inputs and ``terms`` the length of the longest axis. The reasoning:
+    the stable algorithms for softmax, log-softmax and log-sum-exp are mixed
+    forward-backward stable (Blanchard, Higham and Higham, 2021): each result is, up to a
+    relative error of a few ``eps`` in the output, the exact result for inputs perturbed by
+    a relative ``O(eps)``, that is by at most ``eps * scale`` in absolute terms. How far
+    such a perturbation moves an output is bounded by the sum of the absolute values of
+    that output's row of the Jacobian: ``2 p_i (1 - p_i) <= 2`` for softmax, at most 2 for
+    log-softmax, and 1 for log-sum-exp; hence the ``2 * scale``. Adding ``terms`` numbers
+    contributes up to ``terms * eps``, and rounding the output ``eps * |expected|``. The
+    factor 4 covers the few remaining roundings (a subtraction, an exp, a log or a
+    division), and admits other stable formulas such as ``exp(z - logsumexp(z))``.
+
+    In float64 with 10 logits of size 1000 the allowance is ``1.8e-12``; in float32,
+    ``9.6e-4``. The mistakes the tests look for give errors of order one, or nan.
     """
     eps = float(np.finfo(dtype).eps)
-    return 4.0 * eps * (terms + 1.0 + abs(float(scale)))
+    return 4.0 * eps * (2.0 * abs(float(scale)) + terms + 2.0 + np.abs(expected))
 
 
 def describe_array(name: str, x: object) -> str:
@@ -120,6 +132,14 @@ def call_student(
         except NotImplementedError as error:
             fail(f"{call} raised NotImplementedError: replace `raise NotImplementedError()` "
                  "with your implementation.", error)
+        except MemoryError as error:
+            inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
+                               for i, a in enumerate(args))
+            message = (f"{call} ran out of memory ({error}) on {inputs}. A function whose result "
+                       "has the size of its input should need only a few arrays of that size.")
+            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+                message += "\n" + mistake.describe()
+            fail(message, error)
         except Exception as error:
             inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
                                for i, a in enumerate(args))
@@ -282,8 +302,10 @@ def check_against_reference(
     arrays = [np.asarray(a, dtype=np.float64) for a in args if isinstance(a, np.ndarray) and a.size]
     scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
     terms = max((max(a.shape) for a in arrays), default=1)
-    tolerance = forward_tolerance(dtype, terms, scale)
-    match_tolerance = max(tolerance, 1e-6)
+    allowed = forward_tolerance(dtype, terms, scale, expected)
+    # A wrong implementation "matches" when it reproduces the student's result to the same
+    # accuracy that a right one must reach.
+    match_tolerance = float(forward_tolerance(dtype, terms, scale))
 
     problem = result_problem(outcome.value, shape=expected.shape, dtype=dtype)
     if problem:
@@ -297,7 +319,7 @@ def check_against_reference(
     with np.errstate(invalid="ignore"):
         ok &= np.where(
             np.isfinite(expected),
-            np.abs(actual - expected) <= tolerance * np.maximum(1.0, np.abs(expected)),
+            np.abs(actual - expected) <= allowed,
             actual == expected,
         )
     if bool(np.all(ok)):
@@ -309,10 +331,143 @@ def check_against_reference(
         lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
     lines.append("  Largest differences:")
     lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
-    lines.append(f"  (Allowed error for {dtype}: {tolerance:.1e} times max(1, |expected|).)")
+    lines.append(f"  (Allowed error for {dtype} here: {float(np.max(allowed)):.1e} at most.)")
     if outcome.warnings:
         lines.append("  NumPy warned while your function ran: " + "; ".join(outcome.warnings[:3]))
     recognised = _recognise(actual, expected, known, args, kwargs, match_tolerance)
     if recognised:
         lines += [m.describe() for m in recognised]
     fail("\n".join(lines))
+
+
+def _describe_call(name: str, args: Sequence[object], kwargs: Mapping[str, object],
+                   arg_names: Sequence[str], case: str) -> str:
+    call = _call_text(name, args, kwargs, arg_names)
+    shown = ", ".join(describe_array(arg_names[i], a) for i, a in enumerate(args)
+                      if i < len(arg_names) and isinstance(a, np.ndarray))
+    return f"{call} with {shown}" + (f" ({case})" if case else "")
+
+
+def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: Sequence[object],
+                kwargs: Mapping[str, object]) -> dict[Mistake, list[Callable[[], object]]]:
+    """Each known wrong implementation, bound to this input (run quietly when asked)."""
+    return {
+        mistake: [lambda impl=impl: _run_quietly(impl, args, kwargs) for impl in implementations]
+        for mistake, implementations in known.items()
+    }
+
+
+def _with_warnings(failure: AssertionError, warnings_seen: list[str]) -> str:
+    text = str(failure)
+    if warnings_seen:
+        text += "\n  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3])
+    return text
+
+
+def check_gradient_function(
+    function: Callable[..., object],
+    loss: Callable[..., float],
+    *args: object,
+    name: str,
+    wrt: int = 0,
+    case: str = "",
+    arg_names: Sequence[str] = ("z",),
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    batch_size: int | None = None,
+    **kwargs: object,
+) -> None:
+    """Check that ``function(*args, **kwargs)`` is the gradient of a trusted scalar ``loss``.
+
+    ``loss(*args, **kwargs)`` is computed by the course (never by the student's code), in
+    float64; the student's result must have the shape and dtype of ``args[wrt]`` and agree
+    with central differences of ``loss`` with respect to ``args[wrt]``
+    (:func:`softgrad.gradcheck.check_gradient`). When it does not, the known wrong
+    implementations of ``name`` (from :mod:`softgrad.mistakes`, or ``mistakes``) are run on
+    the same input to name the mistake.
+    """
+    __tracebackhide__ = True
+    known = suspects(name) if mistakes is None else mistakes
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
+    x = np.asarray(args[wrt])
+    problem = result_problem(outcome.value, shape=x.shape, dtype=expected_dtype(x))
+    if problem:
+        fail(f"{what} {problem}")
+
+    def trusted_loss(value: np.ndarray) -> float:
+        replaced = list(args)
+        replaced[wrt] = value
+        return loss(*replaced, **kwargs)
+
+    try:
+        check_gradient(trusted_loss, outcome.value, x, name=what, batch_size=batch_size,
+                       mistakes=_candidates(known, args, kwargs))
+    except AssertionError as failure:
+        fail(_with_warnings(failure, outcome.warnings))
+
+
+def check_jacobian_function(
+    function: Callable[[np.ndarray], object],
+    trusted: Callable[[np.ndarray], np.ndarray],
+    z: np.ndarray,
+    *,
+    name: str,
+    case: str = "",
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+) -> None:
+    """Check ``function(z)``, a Jacobian of shape ``(..., n, n)``, against central differences.
+
+    ``trusted`` maps one row (shape ``(n,)``) to one row and is differentiated numerically
+    in float64 (:func:`softgrad.gradcheck.check_jacobian`); type, shape and dtype are checked
+    first, and known wrong implementations of ``name`` are named when one matches.
+    """
+    __tracebackhide__ = True
+    known = suspects(name) if mistakes is None else mistakes
+    what = _describe_call(name, (z,), {}, ("z",), case)
+    outcome = call_student(function, z, name=name, mistakes=known)
+    z = np.asarray(z)
+    problem = result_problem(outcome.value, shape=(*z.shape, z.shape[-1]), dtype=expected_dtype(z))
+    if problem:
+        fail(f"{what} {problem}")
+    try:
+        check_jacobian(trusted, outcome.value, z, name=what, mistakes=_candidates(known, (z,), {}))
+    except AssertionError as failure:
+        fail(_with_warnings(failure, outcome.warnings))
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def check_peak_memory(
+    function: Callable[..., object],
+    *args: object,
+    name: str,
+    limit: int,
+    explanation: str,
+    mistake: Mistake | None = None,
+    arg_names: Sequence[str] = ("z",),
+    case: str = "",
+    **kwargs: object,
+) -> None:
+    """Check that one call of ``function`` allocates at most ``limit`` bytes at its peak.
+
+    Memory is measured with :func:`softgrad.measure.peak_memory` (NumPy's allocations, not
+    the process). ``explanation`` says in words what the limit allows ("16 arrays the size
+    of z"); ``mistake`` is named when the limit is exceeded.
+    """
+    __tracebackhide__ = True
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(lambda *a, **k: peak_memory(function, *a, **k), *args,
+                           arg_names=arg_names, name=name, **kwargs)
+    _, peak = outcome.value
+    if peak > limit:
+        message = (f"{what} allocated {_bytes(peak)} at its peak; the limit is {_bytes(limit)} "
+                   f"({explanation}).")
+        if mistake is not None:
+            message += "\n" + mistake.describe()
+        fail(message)

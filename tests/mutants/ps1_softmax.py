@@ -43,6 +43,16 @@ MUTANTS = [
             np.exp(z, out=z)
             return z / np.sum(z, axis=axis, keepdims=True)
     """),
+    wrong("softmax_shift_by_mean", "[shift-not-by-max]", softmax="""
+        def softmax(z, axis=-1):
+            exps = np.exp(z - np.mean(z, axis=axis, keepdims=True))
+            return exps / np.sum(exps, axis=axis, keepdims=True)
+    """),
+    wrong("softmax_denominator_epsilon", "[denominator-epsilon]", softmax="""
+        def softmax(z, axis=-1):
+            exps = np.exp(z - np.max(z, axis=axis, keepdims=True))
+            return exps / (np.sum(exps, axis=axis, keepdims=True) + 1e-7)
+    """),
     # ---- softmax: axes and broadcasting ------------------------------------------------------
     wrong("softmax_axis0_hardcoded", "[wrong-axis]", softmax="""
         def softmax(z, axis=-1):
@@ -131,6 +141,16 @@ MUTANTS = [
             m = np.max(z, axis=axis, keepdims=True)
             return m + np.log(np.sum(np.exp(z - m), axis=axis, keepdims=True))
     """),
+    wrong("logsumexp_max_broadcast_without_keepdims", "[missing-keepdims]", logsumexp="""
+        def logsumexp(z, axis=-1):
+            m = np.max(z, axis=axis)
+            return m + np.log(np.sum(np.exp(z - m), axis=axis))
+    """),
+    wrong("log_softmax_max_without_keepdims", "[missing-keepdims]", log_softmax="""
+        def log_softmax(z, axis=-1):
+            shifted = z - np.max(z, axis=axis)
+            return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+    """),
     # ---- correct variants: other ways to get it right -----------------------------------------
     correct("softmax_via_logsumexp", softmax="""
         def softmax(z, axis=-1):
@@ -165,6 +185,15 @@ MUTANTS = [
         def log_softmax(z, axis=-1):
             return z - np.expand_dims(logsumexp(z, axis=axis), axis)
     """),
+    # Right values, but NumPy warns (log(0) inside np.where evaluates both branches): warnings
+    # never cost points, wrong values do.
+    correct("log_softmax_where_guard_that_warns", log_softmax="""
+        def log_softmax(z, axis=-1):
+            p = softmax(z, axis=axis)
+            shifted = z - np.max(z, axis=axis, keepdims=True)
+            direct = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+            return np.where(p > 0, np.log(p), direct).astype(direct.dtype)
+    """),
     correct("logsumexp_logaddexp_reduce", logsumexp="""
         def logsumexp(z, axis=-1):
             z = np.asarray(z)
@@ -172,7 +201,7 @@ MUTANTS = [
                 z = z.astype(np.float64)
             return np.logaddexp.reduce(z, axis=axis)
     """),
-    correct("logsumexp_max_without_keepdims", logsumexp="""
+    correct("logsumexp_max_then_expand_dims", logsumexp="""
         def logsumexp(z, axis=-1):
             m = z.max(axis=axis)
             return m + np.log(np.exp(z - np.expand_dims(m, axis)).sum(axis=axis))
