@@ -136,10 +136,12 @@ SOFTMAX_WRONG_AXIS = mistake(
 SOFTMAX_NO_KEEPDIMS = mistake(
     "missing-keepdims",
     "a reduction without keepdims=True, broadcast against the wrong axis",
-    """`z.max(axis=-1)` or `e.sum(axis=-1)` has shape (N,), not (N, 1). Subtracting or
-    dividing by it broadcasts along the last axis, so entry [i, j] is combined with row
-    j's maximum or sum instead of row i's. For a square batch this runs without an error
-    and gives wrong numbers. Use `keepdims=True`.""",
+    """A reduction along an axis (a maximum, a sum, an inner product such as
+    np.sum(g * p, axis=axis)) without keepdims=True loses that axis: for an (N, C) batch it
+    has shape (N,), not (N, 1). Subtracting, dividing or multiplying by it then broadcasts
+    along the last axis, so entry [i, j] is combined with row j's value instead of row
+    i's. For a square batch this runs without an error and gives wrong numbers. Use
+    `keepdims=True`.""",
     f"{_CH1}, section 'Batches and axes'",
 )
 
@@ -350,7 +352,8 @@ JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
     "the Jacobian's off-diagonal term -p_i p_j only, without the diagonal p_i",
     """The quotient rule gives two terms: d p_i / d z_j = delta_ij p_i - p_i p_j. The first
     term, from differentiating the numerator exp(z_i), is there only when j = i; dropping it
-    leaves -p p^T. Keep both: J = diag(p) - p p^T.""",
+    leaves -p p^T (and zeroing the diagonal as well leaves nothing right at all on it).
+    Keep both: J = diag(p) - p p^T, whose diagonal is p_i (1 - p_i).""",
     f"{_CH2}, section 'The quotient rule, step by step'",
 )
 
@@ -521,3 +524,237 @@ def _logsumexp_max_without_keepdims(z, axis=-1):
 def _log_softmax_max_without_keepdims(z, axis=-1):
     shifted = z - np.max(z, axis=axis)
     return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 3: cross-entropy and its gradients
+# --------------------------------------------------------------------------------------
+_CH3 = "Chapter 3, Cross-entropy and its gradient"
+
+CE_SUM_NOT_MEAN = mistake(
+    "ce-sum-not-mean",
+    "the loss summed over the batch instead of averaged",
+    """The course's cross-entropy, like PyTorch's default reduction='mean', is the mean over
+    the N examples of the batch. A sum is N times larger, and its gradient too, so the
+    learning rate that suits one batch size no longer suits another. Divide by N.""",
+    f"{_CH3}, section 'Batches: the mean and the 1/N'",
+)
+
+CE_GRAD_NO_BATCH_MEAN = mistake(
+    "ce-grad-missing-1-over-n",
+    "the gradient of a mean loss without the factor 1/N",
+    """The loss is the mean of N per-example losses, so each logit's gradient is
+    (p - q) / N, not p - q. Without the 1/N every gradient is N times too large. The same
+    factor appears in dW = X^T (P - Y) / N and db = sum over examples of (P - Y) / N.""",
+    f"{_CH3}, section 'Batches: the mean and the 1/N'",
+)
+
+CE_GRAD_SIGN_FLIPPED = mistake(
+    "ce-grad-sign-flipped",
+    "the cross-entropy gradient with its sign flipped, (q - p) / N",
+    """The gradient of -sum q log p with respect to the logits is p - q: the loss goes down
+    when the logit of the right class goes up, so that logit's gradient, p_y - 1, is
+    negative. A flipped sign makes gradient descent climb the loss.""",
+    f"{_CH3}, section 'The gradient, derived twice'",
+)
+
+CE_INTEGER_LABELS_AS_ONEHOT = mistake(
+    "ce-integer-labels-as-onehot",
+    "integer class labels used as if they were one-hot vectors",
+    """p - y needs y as a one-hot (N, C) array. With integer labels of shape (N,),
+    subtracting them broadcasts the label's value (0, 1, 2, ...) across a row, or across the
+    wrong axis. Build the one-hot rows first, or subtract 1 at [range(N), y] only.""",
+    f"{_CH3}, section 'From likelihood to cross-entropy'",
+)
+
+CE_LABEL_SMOOTHING_C_MINUS_1 = mistake(
+    "label-smoothing-c-minus-1",
+    "label smoothing spread over the C - 1 wrong classes",
+    """The course follows PyTorch: q = (1 - eps) * q + eps / C, which mixes in the uniform
+    distribution over all C classes, the right one included (it gets 1 - eps + eps/C).
+    Giving eps / (C - 1) to each wrong class and 1 - eps to the right one is another
+    convention, and gives other numbers.""",
+    f"{_CH3}, section 'Soft targets and label smoothing'",
+)
+
+CE_LABEL_SMOOTHING_IGNORED = mistake(
+    "label-smoothing-ignored",
+    "the label_smoothing argument ignored",
+    """With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q. The function
+    accepts the argument and must use it, in the loss and in the gradient alike.""",
+    f"{_CH3}, section 'Soft targets and label smoothing'",
+)
+
+CE_SOFT_TARGETS_ARGMAX = mistake(
+    "soft-targets-collapsed",
+    "soft targets collapsed to their most likely class",
+    """A probability target such as (0.7, 0.2, 0.1) is a distribution, and cross-entropy
+    uses all of it: -sum_c q_c log p_c. Replacing it by the one-hot vector of its arg max
+    throws away what the soft target says about the other classes.""",
+    f"{_CH3}, section 'Soft targets and label smoothing'",
+)
+
+DW_TRANSPOSED = mistake(
+    "dw-transposed",
+    "dW transposed, (P - Y)^T X instead of X^T (P - Y)",
+    """W has shape (D, C), so dW must too. With Z = X W + b, dZ = (P - Y) / N has shape
+    (N, C), and dW = X^T dZ: (D, N) times (N, C). Check every gradient's shape against its
+    parameter's.""",
+    f"{_CH3}, section 'Softmax regression'",
+)
+
+REG_GRADIENT_FACTOR_TWO = mistake(
+    "reg-gradient-factor-two",
+    "the regularisation gradient 2 reg W for a loss with 0.5 reg ||W||^2",
+    """The derivative of 0.5 * reg * sum(W**2) is reg * W: the 0.5 is there precisely to
+    cancel the 2 of the square. 2 * reg * W is the gradient of reg * sum(W**2), which is not
+    the loss you computed.""",
+    f"{_CH3}, section 'Softmax regression'",
+)
+
+REG_GRADIENT_MISSING = mistake(
+    "reg-gradient-missing",
+    "the regularisation term in the loss but not in the gradient",
+    """Every term of the loss contributes to its gradient: 0.5 * reg * sum(W**2) adds
+    reg * W to dW. A gradient without it belongs to another loss.""",
+    f"{_CH3}, section 'Softmax regression'",
+)
+
+
+def _one_hot(y, num_classes):
+    return np.eye(num_classes)[np.asarray(y)]
+
+
+def _q(target, num_classes, label_smoothing):
+    return reference.target_distribution(target, num_classes, label_smoothing)
+
+
+@_reproduces(CE_SUM_NOT_MEAN, "cross_entropy")
+def _ce_sum(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy(logits, target, label_smoothing) * np.shape(logits)[0]
+
+
+@_reproduces(LOG_OF_SOFTMAX, "cross_entropy")
+def _ce_log_of_softmax(logits, target, label_smoothing=0.0):
+    q = _q(target, np.shape(logits)[-1], label_smoothing)
+    return -np.sum(q * np.log(reference.softmax(logits))) / np.shape(logits)[0]
+
+
+@_reproduces(SOFTMAX_NO_MAX_SHIFT, "cross_entropy")
+def _ce_no_shift(logits, target, label_smoothing=0.0):
+    q = _q(target, np.shape(logits)[-1], label_smoothing)
+    log_p = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
+    return -np.sum(q * log_p) / np.shape(logits)[0]
+
+
+@_reproduces(CE_LABEL_SMOOTHING_C_MINUS_1, "cross_entropy")
+def _ce_smoothing_c_minus_1(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy(logits, _smooth_other_classes(target, logits, label_smoothing))
+
+
+@_reproduces(CE_LABEL_SMOOTHING_IGNORED, "cross_entropy")
+def _ce_smoothing_ignored(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy(logits, target)
+
+
+@_reproduces(CE_SOFT_TARGETS_ARGMAX, "cross_entropy")
+def _ce_soft_argmax(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy(logits, _argmax_target(target), label_smoothing)
+
+
+def _smooth_other_classes(target, logits, label_smoothing):
+    num_classes = np.shape(logits)[-1]
+    q = _q(target, num_classes, 0.0)
+    return (1 - label_smoothing) * q + label_smoothing * (1 - q) / (num_classes - 1)
+
+
+def _argmax_target(target):
+    target = np.asarray(target)
+    return target if np.issubdtype(target.dtype, np.integer) else np.argmax(target, axis=-1)
+
+
+@_reproduces(CE_GRAD_NO_BATCH_MEAN, "cross_entropy_grad")
+def _ce_grad_no_mean(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy_grad(logits, target, label_smoothing) * np.shape(logits)[0]
+
+
+@_reproduces(CE_GRAD_SIGN_FLIPPED, "cross_entropy_grad")
+def _ce_grad_sign(logits, target, label_smoothing=0.0):
+    return -reference.cross_entropy_grad(logits, target, label_smoothing)
+
+
+@_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy_grad")
+def _ce_grad_integer_column(logits, target, label_smoothing=0.0):
+    return (reference.softmax(logits) - np.asarray(target)[:, None]) / np.shape(logits)[0]
+
+
+@_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy_grad")
+def _ce_grad_integer_row(logits, target, label_smoothing=0.0):
+    return (reference.softmax(logits) - np.asarray(target)) / np.shape(logits)[0]
+
+
+@_reproduces(CE_LABEL_SMOOTHING_C_MINUS_1, "cross_entropy_grad")
+def _ce_grad_smoothing_c_minus_1(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy_grad(logits, _smooth_other_classes(target, logits, label_smoothing))
+
+
+@_reproduces(CE_LABEL_SMOOTHING_IGNORED, "cross_entropy_grad")
+def _ce_grad_smoothing_ignored(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy_grad(logits, target)
+
+
+@_reproduces(CE_SOFT_TARGETS_ARGMAX, "cross_entropy_grad")
+def _ce_grad_soft_argmax(logits, target, label_smoothing=0.0):
+    return reference.cross_entropy_grad(logits, _argmax_target(target), label_smoothing)
+
+
+def _regression_parts(W, b, X, y):
+    X = np.asarray(X, dtype=np.float64)
+    logits = X @ np.asarray(W, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+    return X, logits, reference.cross_entropy_grad(logits, y)
+
+
+@_reproduces(CE_GRAD_NO_BATCH_MEAN, "softmax_regression_loss_and_grad")
+def _regression_no_mean(W, b, X, y, reg=0.0):
+    X, logits, dlogits = _regression_parts(W, b, X, y)
+    n = X.shape[0]
+    return reference.softmax_regression_loss(W, b, X, y, reg), X.T @ dlogits * n + reg * W, dlogits.sum(0) * n
+
+
+@_reproduces(DW_TRANSPOSED, "softmax_regression_loss_and_grad")
+def _regression_dw_transposed(W, b, X, y, reg=0.0):
+    X, logits, dlogits = _regression_parts(W, b, X, y)
+    return reference.softmax_regression_loss(W, b, X, y, reg), (X.T @ dlogits).T + reg * np.asarray(W).T, \
+        dlogits.sum(0)
+
+
+@_reproduces(REG_GRADIENT_FACTOR_TWO, "softmax_regression_loss_and_grad")
+def _regression_reg_twice(W, b, X, y, reg=0.0):
+    X, logits, dlogits = _regression_parts(W, b, X, y)
+    return reference.softmax_regression_loss(W, b, X, y, reg), X.T @ dlogits + 2 * reg * W, dlogits.sum(0)
+
+
+@_reproduces(REG_GRADIENT_MISSING, "softmax_regression_loss_and_grad")
+def _regression_reg_missing(W, b, X, y, reg=0.0):
+    X, logits, dlogits = _regression_parts(W, b, X, y)
+    return reference.softmax_regression_loss(W, b, X, y, reg), X.T @ dlogits, dlogits.sum(0)
+
+
+@_reproduces(CE_GRAD_SIGN_FLIPPED, "softmax_regression_loss_and_grad")
+def _regression_sign(W, b, X, y, reg=0.0):
+    X, logits, dlogits = _regression_parts(W, b, X, y)
+    return reference.softmax_regression_loss(W, b, X, y, reg), -X.T @ dlogits + reg * W, -dlogits.sum(0)
+
+
+@_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "softmax_regression_loss_and_grad")
+def _regression_integer_labels(W, b, X, y, reg=0.0):
+    X = np.asarray(X, dtype=np.float64)
+    logits = X @ np.asarray(W, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+    dlogits = (reference.softmax(logits) - np.asarray(y)[:, None]) / X.shape[0]
+    return reference.softmax_regression_loss(W, b, X, y, reg), X.T @ dlogits + reg * W, dlogits.sum(0)
+
+
+@_reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_inner_product_on_last_axis(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p, axis=-1, keepdims=True))

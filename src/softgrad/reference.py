@@ -12,7 +12,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["log_softmax", "logsumexp", "softmax", "softmax_jacobian", "softmax_vjp", "softmax_weighted_sum"]
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_grad",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "softmax_jacobian",
+    "softmax_regression_loss",
+    "softmax_regression_loss_and_grad",
+    "softmax_vjp",
+    "softmax_weighted_sum",
+    "target_distribution",
+]
 
 
 def _float64(z: np.ndarray) -> np.ndarray:
@@ -74,3 +86,56 @@ def softmax_weighted_sum(z: np.ndarray, g: np.ndarray, axis: int = -1) -> float:
     softmax outputs is always 1, so its gradient is zero and would check nothing).
     """
     return float(np.sum(np.asarray(g, dtype=np.float64) * softmax(z, axis=axis)))
+
+
+def target_distribution(target: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> np.ndarray:
+    """The target as an ``(N, C)`` distribution, smoothed as PyTorch does.
+
+    Integer class indices of shape ``(N,)`` become one-hot rows; probabilities of shape
+    ``(N, C)`` are used as they are. Label smoothing mixes in the uniform distribution:
+    ``q = (1 - label_smoothing) * q + label_smoothing / C``.
+    """
+    target = np.asarray(target)
+    if np.issubdtype(target.dtype, np.integer):
+        if target.ndim != 1:
+            raise ValueError(f"integer targets are class indices of shape (N,), got shape {target.shape}")
+        q = np.zeros((target.shape[0], num_classes))
+        q[np.arange(target.shape[0]), target] = 1.0
+    else:
+        q = np.asarray(target, dtype=np.float64)
+        if q.ndim != 2 or q.shape[1] != num_classes:
+            raise ValueError(f"probability targets have shape (N, {num_classes}), got shape {q.shape}")
+    return (1.0 - label_smoothing) * q + label_smoothing / num_classes
+
+
+def cross_entropy(logits: np.ndarray, target: np.ndarray, label_smoothing: float = 0.0) -> float:
+    """Mean cross-entropy ``-(1/N) sum_n sum_c q_nc log softmax(logits)_nc``, in float64."""
+    logits = _float64(logits)
+    q = target_distribution(target, logits.shape[-1], label_smoothing)
+    return float(-np.sum(q * log_softmax(logits, axis=-1)) / logits.shape[0])
+
+
+def cross_entropy_grad(logits: np.ndarray, target: np.ndarray, label_smoothing: float = 0.0) -> np.ndarray:
+    """The gradient of :func:`cross_entropy` with respect to the logits: ``(P - Q) / N``."""
+    logits = _float64(logits)
+    q = target_distribution(target, logits.shape[-1], label_smoothing)
+    return (softmax(logits, axis=-1) - q) / logits.shape[0]
+
+
+def softmax_regression_loss(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
+                            reg: float = 0.0) -> float:
+    """``cross_entropy(X @ W + b, y) + 0.5 * reg * sum(W**2)``, in float64."""
+    W = np.asarray(W, dtype=np.float64)
+    logits = np.asarray(X, dtype=np.float64) @ W + np.asarray(b, dtype=np.float64)
+    return cross_entropy(logits, y) + 0.5 * reg * float(np.sum(W * W))
+
+
+def softmax_regression_loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray,
+                                     reg: float = 0.0) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(loss, dW, db)`` of :func:`softmax_regression_loss`: ``dW = X^T (P - Y) / N + reg W``."""
+    W = np.asarray(W, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    logits = X @ W + np.asarray(b, dtype=np.float64)
+    dlogits = cross_entropy_grad(logits, y)
+    loss = cross_entropy(logits, y) + 0.5 * reg * float(np.sum(W * W))
+    return loss, X.T @ dlogits + reg * W, np.sum(dlogits, axis=0)

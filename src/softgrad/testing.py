@@ -36,6 +36,7 @@ __all__ = [
     "check_against_reference",
     "check_gradient_function",
     "check_jacobian_function",
+    "check_loss_and_gradients",
     "check_peak_memory",
     "describe_array",
     "result_problem",
@@ -57,24 +58,27 @@ def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float,
                       expected: np.ndarray | float = 0.0) -> np.ndarray | float:
     """The absolute error allowed in a forward result computed in ``dtype``, entry by entry.
 
-    ``4 * eps * (2 * scale + terms + 2 + |expected|)``, where ``scale`` is the largest
+    ``2 * eps * (2 * scale + terms + 2 + |expected|)``, where ``scale`` is the largest
     magnitude among the inputs and ``terms`` the length of the longest axis. The reasoning:
     the stable algorithms for softmax, log-softmax and log-sum-exp are mixed
     forward-backward stable (Blanchard, Higham and Higham, 2021): each result is, up to a
     relative error of a few ``eps`` in the output, the exact result for inputs perturbed by
     a relative ``O(eps)``, that is by at most ``eps * scale`` in absolute terms. How far
     such a perturbation moves an output is bounded by the sum of the absolute values of
-    that output's row of the Jacobian: ``2 p_i (1 - p_i) <= 2`` for softmax, at most 2 for
-    log-softmax, and 1 for log-sum-exp; hence the ``2 * scale``. Adding ``terms`` numbers
-    contributes up to ``terms * eps``, and rounding the output ``eps * |expected|``. The
-    factor 4 covers the few remaining roundings (a subtraction, an exp, a log or a
-    division), and admits other stable formulas such as ``exp(z - logsumexp(z))``.
+    that output's row of the Jacobian: ``2 p_i (1 - p_i) <= 1/2`` for softmax,
+    ``2 (1 - p_i) <= 2`` for log-softmax, and 1 for log-sum-exp; hence the ``2 * scale``.
+    Adding ``terms`` numbers contributes up to ``terms * eps``, and rounding the output
+    ``eps * |expected|``. The factor 2 covers the few remaining roundings (a subtraction,
+    an exp, a log or a division), and admits other stable formulas such as
+    ``exp(z - logsumexp(z))``, whose error reaches ``2 * eps * scale`` times the output.
 
-    In float64 with 10 logits of size 1000 the allowance is ``1.8e-12``; in float32,
-    ``9.6e-4``. The mistakes the tests look for give errors of order one, or nan.
+    In float64 with 10 logits of size 1000 the allowance is ``8.9e-13``; in float32,
+    ``4.8e-4``. The mistakes the tests look for give errors of order one, or nan. In
+    float16 (``eps = 9.8e-4``) the allowance is wide, so float16 tests use logits of
+    moderate size, where a wrong formula is still far outside it.
     """
     eps = float(np.finfo(dtype).eps)
-    return 4.0 * eps * (2.0 * abs(float(scale)) + terms + 2.0 + np.abs(expected))
+    return 2.0 * eps * (2.0 * abs(float(scale)) + terms + 2.0 + np.abs(expected))
 
 
 def describe_array(name: str, x: object) -> str:
@@ -177,6 +181,9 @@ def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | N
         squeezed = tuple(d for d in arr.shape if d != 1)
         if arr.ndim == len(shape) + 1 and squeezed == tuple(d for d in shape if d != 1):
             hint = " It looks like keepdims=True was used where the axis should be removed."
+        elif arr.ndim == 2 and len(shape) == 2 and arr.shape == shape[::-1]:
+            hint = (" That is the transposed shape: check the order of the factors of a matrix product "
+                    "(a gradient has the shape of what it differentiates).")
         elif arr.size == int(np.prod(shape)):
             hint = " The number of entries is right but the shape is not: check your reshapes and keepdims."
         return f"returned an array of shape {arr.shape}; expected shape {shape}.{hint}"
@@ -185,8 +192,9 @@ def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | N
             f" of dtype {dtype}." if dtype is not None else ".")
     if dtype is not None and arr.dtype != dtype:
         return (f"returned dtype {arr.dtype}, but its input has dtype {dtype}: return the input's "
-                "floating dtype (integer inputs give float64). Converting float32 input to float64 doubles "
-                "the memory and hides precision problems the caller chose to accept.")
+                "floating dtype (integer inputs give float64). A common cause: np.eye, np.zeros and "
+                "np.ones make float64 arrays unless given dtype=..., and mixing one into a float32 "
+                "computation promotes the result to float64.")
     return None
 
 
@@ -277,28 +285,46 @@ def check_against_reference(
     case: str = "",
     arg_names: Sequence[str] = ("z",),
     mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    strict_dtype: bool = True,
     **kwargs: object,
 ) -> None:
     """Check ``function(*args, **kwargs)`` against the trusted ``reference`` (float64).
 
     Checks, in order: the call succeeds and leaves its inputs unchanged; the result is a
     NumPy array with the reference's shape and the input's floating dtype
-    (:func:`expected_dtype` of the first argument); it is finite wherever the reference is;
-    and it agrees with the reference within :func:`forward_tolerance`. ``case`` describes
-    the input in words for the message ("logits of +-1000"). ``mistakes`` defaults to the
-    catalogue's suspects for the reference's name (``softmax``, ``log_softmax``, ...).
+    (:func:`expected_dtype` of the first argument; with ``strict_dtype=False`` any float
+    will do, as for a loss that may be a Python float); it is finite wherever the reference
+    is; and it agrees with the reference within :func:`forward_tolerance`. ``case``
+    describes the input in words for the message ("logits of +-1000"). ``mistakes``
+    defaults to the catalogue's suspects for the reference's name (``softmax``, ...).
     Returns None, so that it can end a test cell (nbgrader treats a numeric last value as
     partial credit).
     """
     __tracebackhide__ = True
     name = getattr(reference, "__name__", "function")
-    call = _call_text(name, args, kwargs, arg_names)
-    first = args[0]
-    dtype = expected_dtype(first)
     expected = np.asarray(reference(*args, **kwargs), dtype=np.float64)
     known = suspects(name) if mistakes is None else mistakes
     outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
-    what = f"{call} with {describe_array(arg_names[0], first)}" + (f" ({case})" if case else "")
+    call = _call_text(name, args, kwargs, arg_names)
+    what = f"{call} with {describe_array(arg_names[0], args[0])}" + (f" ({case})" if case else "")
+    _judge(outcome.value, expected, what=what, dtype=expected_dtype(args[0]), strict_dtype=strict_dtype,
+           args=args, kwargs=kwargs, known=known, warnings_seen=outcome.warnings)
+
+
+def _judge(
+    value: object,
+    expected: np.ndarray,
+    *,
+    what: str,
+    dtype: np.dtype,
+    strict_dtype: bool,
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    known: Mapping[Mistake, Sequence[Callable[..., object]]],
+    warnings_seen: Sequence[str],
+) -> None:
+    """Fail, with the full message, unless ``value`` agrees with the float64 ``expected``."""
+    __tracebackhide__ = True
     arrays = [np.asarray(a, dtype=np.float64) for a in args if isinstance(a, np.ndarray) and a.size]
     scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
     terms = max((max(a.shape) for a in arrays), default=1)
@@ -307,14 +333,14 @@ def check_against_reference(
     # accuracy that a right one must reach.
     match_tolerance = float(forward_tolerance(dtype, terms, scale))
 
-    problem = result_problem(outcome.value, shape=expected.shape, dtype=dtype)
+    problem = result_problem(value, shape=expected.shape, dtype=dtype if strict_dtype else None)
     if problem:
         lines = [f"{what} {problem}"]
-        if type(outcome.value) is np.ndarray and np.issubdtype(outcome.value.dtype, np.number):
-            raw = np.asarray(outcome.value, dtype=np.float64)
+        if type(value) is np.ndarray and np.issubdtype(value.dtype, np.number):
+            raw = np.asarray(value, dtype=np.float64)
             lines += [m.describe() for m in _recognise(raw, expected, known, args, kwargs, match_tolerance)]
         fail("\n".join(lines))
-    actual = np.array(outcome.value, dtype=np.float64, copy=True)
+    actual = np.array(value, dtype=np.float64, copy=True)
     ok = np.isfinite(actual) == np.isfinite(expected)
     with np.errstate(invalid="ignore"):
         ok &= np.where(
@@ -325,15 +351,19 @@ def check_against_reference(
     if bool(np.all(ok)):
         return
 
-    lines = [f"{what} is wrong in {int(np.size(ok) - np.count_nonzero(ok))} of {np.size(ok)} entries."]
-    nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
-    if nonfinite:
-        lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
-    lines.append("  Largest differences:")
-    lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
+    if actual.ndim == 0:
+        lines = [f"{what} is {format_value(float(actual))}, but the correct value is "
+                 f"{format_value(float(expected))}."]
+    else:
+        lines = [f"{what} is wrong in {int(np.size(ok) - np.count_nonzero(ok))} of {np.size(ok)} entries."]
+        nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
+        if nonfinite:
+            lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
+        lines.append("  Largest differences:")
+        lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
     lines.append(f"  (Allowed error for {dtype} here: {float(np.max(allowed)):.1e} at most.)")
-    if outcome.warnings:
-        lines.append("  NumPy warned while your function ran: " + "; ".join(outcome.warnings[:3]))
+    if warnings_seen:
+        lines.append("  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3]))
     recognised = _recognise(actual, expected, known, args, kwargs, match_tolerance)
     if recognised:
         lines += [m.describe() for m in recognised]
@@ -471,3 +501,84 @@ def check_peak_memory(
         if mistake is not None:
             message += "\n" + mistake.describe()
         fail(message)
+
+
+def _component(known: Mapping[Mistake, Sequence[Callable[..., object]]],
+               index: int) -> dict[Mistake, list[Callable[..., object]]]:
+    """Wrong implementations that return tuples, reduced to one component of the tuple."""
+    return {
+        mistake: [lambda *a, impl=impl, **k: impl(*a, **k)[index] for impl in implementations]
+        for mistake, implementations in known.items()
+    }
+
+
+def check_loss_and_gradients(
+    function: Callable[..., object],
+    loss: Callable[..., float],
+    *args: object,
+    name: str,
+    wrt: Sequence[int],
+    output_names: Sequence[str],
+    arg_names: Sequence[str],
+    case: str = "",
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    batch_size: int | None = None,
+    reference: Callable[..., Sequence[object]] | None = None,
+    **kwargs: object,
+) -> None:
+    """Check a function that returns ``(loss, grad_1, grad_2, ...)``, as training code does.
+
+    The loss must agree with the trusted ``loss(*args, **kwargs)`` (float64, any float
+    type accepted); gradient ``k`` (named ``output_names[k]``, for example ``"dW"``) must
+    have the shape and dtype of ``args[wrt[k]]`` and agree with central differences of
+    the trusted loss with respect to that argument. Every gradient is checked: a right
+    ``dW`` does not excuse a wrong ``db``. Known wrong implementations of ``name`` (which
+    return tuples too) are run on the same input to name a mistake.
+
+    With ``reference`` (a trusted function returning the same tuple), gradients are
+    compared with its results under :func:`forward_tolerance` instead: the check for
+    float32 inputs, whose gradients cannot meet a float64 numerical tolerance.
+    """
+    __tracebackhide__ = True
+    known = suspects(name) if mistakes is None else mistakes
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
+    value = outcome.value
+    expected_names = "(loss, " + ", ".join(output_names) + ")"
+    if not isinstance(value, tuple | list) or len(value) != 1 + len(wrt):
+        kind = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, tuple | list) else "")
+        fail(f"{what} returned {kind}; it should return the tuple {expected_names}.")
+    _judge(value[0], np.asarray(loss(*args, **kwargs), dtype=np.float64), what=f"The loss of {what}",
+           dtype=expected_dtype(args[wrt[0]]), strict_dtype=False, args=args, kwargs=kwargs,
+           known=_component(known, 0), warnings_seen=outcome.warnings)
+    for k, (index, output) in enumerate(zip(wrt, output_names, strict=True)):
+        x = np.asarray(args[index])
+        gradient = value[k + 1]
+        problem = result_problem(gradient, shape=x.shape, dtype=expected_dtype(x))
+        if problem:
+            lines = [f"{output} from {what} {problem.replace('returned', 'is', 1)}"]
+            if type(gradient) is np.ndarray and np.issubdtype(gradient.dtype, np.number):
+                raw = np.asarray(gradient, dtype=np.float64)
+                unknown = np.full(x.shape, np.nan)  # nothing of another shape can be "right"
+                tolerance = float(forward_tolerance(expected_dtype(x), max(raw.shape, default=1), 1.0))
+                lines += [m.describe() for m in _recognise(raw, unknown, _component(known, k + 1),
+                                                           args, kwargs, max(tolerance, 1e-9))]
+            fail("\n".join(lines))
+
+        if reference is not None:
+            expected = np.asarray(reference(*args, **kwargs)[k + 1], dtype=np.float64)
+            _judge(gradient, expected, what=f"{output} from {what}", dtype=expected_dtype(x),
+                   strict_dtype=True, args=args, kwargs=kwargs, known=_component(known, k + 1),
+                   warnings_seen=outcome.warnings)
+            continue
+
+        def trusted_loss(v: np.ndarray, index: int = index) -> float:
+            replaced = list(args)
+            replaced[index] = v
+            return loss(*replaced, **kwargs)
+
+        try:
+            check_gradient(trusted_loss, gradient, x, name=f"{output} from {what}", batch_size=batch_size,
+                           mistakes=_candidates(_component(known, k + 1), args, kwargs))
+        except AssertionError as failure:
+            fail(_with_warnings(failure, outcome.warnings))

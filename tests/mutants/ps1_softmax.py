@@ -186,13 +186,14 @@ MUTANTS = [
             return z - np.expand_dims(logsumexp(z, axis=axis), axis)
     """),
     # Right values, but NumPy warns (log(0) inside np.where evaluates both branches): warnings
-    # never cost points, wrong values do.
+    # never cost points, wrong values do. (The guard is the smallest *normal* number: the log
+    # of a subnormal probability has lost digits, which the float16 test would rightly catch.)
     correct("log_softmax_where_guard_that_warns", log_softmax="""
         def log_softmax(z, axis=-1):
             p = softmax(z, axis=axis)
             shifted = z - np.max(z, axis=axis, keepdims=True)
             direct = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
-            return np.where(p > 0, np.log(p), direct).astype(direct.dtype)
+            return np.where(p > np.finfo(p.dtype).tiny, np.log(p), direct).astype(direct.dtype)
     """),
     correct("logsumexp_logaddexp_reduce", logsumexp="""
         def logsumexp(z, axis=-1):
