@@ -18,6 +18,7 @@ from softgrad.testing import (
     check_against_reference,
     check_gradient_function,
     check_jacobian_function,
+    check_loss_and_gradients,
     check_peak_memory,
     expected_dtype,
     forward_tolerance,
@@ -379,4 +380,45 @@ def test_every_catalogued_wrong_derivative_is_rejected_and_named(name, mistake, 
                 check_jacobian_function(implementation, reference.softmax, z, name=name)
         except AssertionError as failure:
             messages.append(" ".join(str(failure).split()))
+    assert any(f"[{mistake.id}]" in m for m in messages), messages
+
+
+# ---- chapter 3: every catalogued cross-entropy mistake is named by the check the tests use ----
+
+def _cross_entropy_cases():
+    for name in ("cross_entropy", "cross_entropy_grad", "softmax_regression_loss_and_grad"):
+        for mistake, implementations in suspects(name).items():
+            for k, implementation in enumerate(implementations):
+                yield pytest.param(name, mistake, implementation, id=f"{name}-{mistake.id}-{k}")
+
+
+@pytest.mark.parametrize(("name", "mistake", "implementation"), list(_cross_entropy_cases()))
+def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mistake, implementation):
+    rng = np.random.default_rng(11)
+    logits, labels = rng.normal(scale=2.0, size=(5, 5)), rng.integers(0, 5, size=5)
+    soft = rng.dirichlet(np.ones(5), size=5)
+    confident = np.array([[1000.0, 0.0, 0.0, 0.0, 0.0], [0.0, 800.0, 0.0, 0.0, 0.0]])
+    messages = []
+
+    def attempt(check, *args, **kwargs):
+        try:
+            check(*args, **kwargs)
+        except AssertionError as failure:
+            messages.append(" ".join(str(failure).split()))
+
+    if name == "cross_entropy":
+        for target, eps in ((labels, 0.0), (soft, 0.2), (labels, 0.2)):
+            attempt(check_against_reference, implementation, reference.cross_entropy, logits, target,
+                    label_smoothing=eps, arg_names=("logits", "target"), strict_dtype=False)
+        attempt(check_against_reference, implementation, reference.cross_entropy, confident,
+                np.array([2, 0]), arg_names=("logits", "target"), strict_dtype=False)
+    elif name == "cross_entropy_grad":
+        for target, eps in ((labels, 0.0), (soft, 0.2), (labels, 0.2)):
+            attempt(check_gradient_function, implementation, reference.cross_entropy, logits, target,
+                    label_smoothing=eps, name=name, arg_names=("logits", "target"), batch_size=5)
+    else:
+        W, b, X = rng.normal(size=(5, 5)), rng.normal(size=5), rng.normal(size=(6, 5))
+        attempt(check_loss_and_gradients, implementation, reference.softmax_regression_loss,
+                W, b, X, labels[:5].repeat(2)[:6], reg=0.3, name=name, wrt=(0, 1),
+                output_names=("dW", "db"), arg_names=("W", "b", "X", "y"), batch_size=6)
     assert any(f"[{mistake.id}]" in m for m in messages), messages

@@ -647,21 +647,6 @@ def _ce_no_shift(logits, target, label_smoothing=0.0):
     return -np.sum(q * log_p) / np.shape(logits)[0]
 
 
-@_reproduces(CE_LABEL_SMOOTHING_C_MINUS_1, "cross_entropy")
-def _ce_smoothing_c_minus_1(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy(logits, _smooth_other_classes(target, logits, label_smoothing))
-
-
-@_reproduces(CE_LABEL_SMOOTHING_IGNORED, "cross_entropy")
-def _ce_smoothing_ignored(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy(logits, target)
-
-
-@_reproduces(CE_SOFT_TARGETS_ARGMAX, "cross_entropy")
-def _ce_soft_argmax(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy(logits, _argmax_target(target), label_smoothing)
-
-
 def _smooth_other_classes(target, logits, label_smoothing):
     num_classes = np.shape(logits)[-1]
     q = _q(target, num_classes, 0.0)
@@ -671,6 +656,29 @@ def _smooth_other_classes(target, logits, label_smoothing):
 def _argmax_target(target):
     target = np.asarray(target)
     return target if np.issubdtype(target.dtype, np.integer) else np.argmax(target, axis=-1)
+
+
+def _target_mistake(entry: Mistake, wrong_target: Callable[..., tuple[object, float]]) -> None:
+    """A wrong target distribution shows in the loss and in its gradient alike: register both.
+
+    ``wrong_target(logits, target, label_smoothing)`` returns the ``(target, label_smoothing)``
+    that the mistaken code effectively uses.
+    """
+
+    def loss(logits, target, label_smoothing=0.0):
+        return reference.cross_entropy(logits, *wrong_target(logits, target, label_smoothing))
+
+    def grad(logits, target, label_smoothing=0.0):
+        return reference.cross_entropy_grad(logits, *wrong_target(logits, target, label_smoothing))
+
+    _reproduces(entry, "cross_entropy")(loss)
+    _reproduces(entry, "cross_entropy_grad")(grad)
+
+
+_target_mistake(CE_LABEL_SMOOTHING_C_MINUS_1,
+                lambda logits, target, eps: (_smooth_other_classes(target, logits, eps), 0.0))
+_target_mistake(CE_LABEL_SMOOTHING_IGNORED, lambda logits, target, eps: (target, 0.0))
+_target_mistake(CE_SOFT_TARGETS_ARGMAX, lambda logits, target, eps: (_argmax_target(target), eps))
 
 
 @_reproduces(CE_GRAD_NO_BATCH_MEAN, "cross_entropy_grad")
@@ -691,21 +699,6 @@ def _ce_grad_integer_column(logits, target, label_smoothing=0.0):
 @_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy_grad")
 def _ce_grad_integer_row(logits, target, label_smoothing=0.0):
     return (reference.softmax(logits) - np.asarray(target)) / np.shape(logits)[0]
-
-
-@_reproduces(CE_LABEL_SMOOTHING_C_MINUS_1, "cross_entropy_grad")
-def _ce_grad_smoothing_c_minus_1(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy_grad(logits, _smooth_other_classes(target, logits, label_smoothing))
-
-
-@_reproduces(CE_LABEL_SMOOTHING_IGNORED, "cross_entropy_grad")
-def _ce_grad_smoothing_ignored(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy_grad(logits, target)
-
-
-@_reproduces(CE_SOFT_TARGETS_ARGMAX, "cross_entropy_grad")
-def _ce_grad_soft_argmax(logits, target, label_smoothing=0.0):
-    return reference.cross_entropy_grad(logits, _argmax_target(target), label_smoothing)
 
 
 def _regression_parts(W, b, X, y):
