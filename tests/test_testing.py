@@ -416,6 +416,8 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
         for target, eps in ((labels, 0.0), (soft, 0.2), (labels, 0.2)):
             attempt(check_gradient_function, implementation, reference.cross_entropy, logits, target,
                     label_smoothing=eps, name=name, arg_names=("logits", "target"), batch_size=5)
+        attempt(check_against_reference, implementation, reference.cross_entropy_grad,
+                np.array([[0.0, -800.0]]), np.array([1]), arg_names=("logits", "target"))
     else:
         W, b, X = rng.normal(size=(5, 5)), rng.normal(size=5), rng.normal(size=(6, 5))
         attempt(check_loss_and_gradients, implementation, reference.softmax_regression_loss,

@@ -26,8 +26,9 @@ are about ``eps ** (2/3)``: ``6e-6`` for the step and ``4e-11`` for the error in
 scale the step with the coordinate, ``h_i = eps ** (1/3) * max(1, |x_i|)``, so that
 ``x_i + h_i`` differs from ``x_i`` in the same relative digit whatever its magnitude.
 
-In float32 the same reasoning gives ``h = 5e-3`` and errors of ``2.4e-5`` at best, which is
-too coarse to tell a subtle bug from noise: that is why every check runs in float64.
+In float32 the same reasoning gives ``h = 5e-3`` and errors of order ``2.4e-5`` at best (the
+constants depend on ``f``), too coarse to tell a subtle bug from noise: that is why every
+check runs in float64.
 
 Tolerance
 ---------
@@ -354,7 +355,7 @@ def check_gradient(
         rows = worst_entries(actual, expected, count=3)
         message = [
             f"{name} does not match the numerical gradient (central differences in float64).",
-            f"  Relative error {error:.2e}; a correct gradient gives about 1e-10 here, the limit is {rtol:.0e} "
+            f"  Relative error {error:.2e}; a correct gradient typically gives 1e-11 to 1e-8, the limit is {rtol:.0e} "
             f"(plus {floor:.0e} in absolute terms for round-off).",
             "  Largest differences (the numerical gradient is the expected value):",
             *(f"    {row}" for row in rows),
@@ -416,7 +417,7 @@ def check_directional_derivatives(
         message = [
             f"{name} does not match numerical derivatives of the loss (float64 central differences "
             f"along {directions} random directions and at {len(indices)} random entries).",
-            f"  Relative error {error:.2e}; a correct gradient gives about 1e-10 here, the limit is {rtol:.0e} "
+            f"  Relative error {error:.2e}; a correct gradient typically gives 1e-11 to 1e-8, the limit is {rtol:.0e} "
             f"(plus {floor:.0e} in absolute terms for round-off).",
         ]
         for k in range(min(3, directions)):
@@ -474,7 +475,7 @@ def check_jacobian(
     if not agree:
         message = [
             f"{name} does not match the numerical Jacobian (central differences in float64).",
-            f"  Relative error {error:.2e}; a correct Jacobian gives about 1e-10 here, the limit is {rtol:.0e} "
+            f"  Relative error {error:.2e}; a correct Jacobian typically gives 1e-11 to 1e-8, the limit is {rtol:.0e} "
             f"(plus {floor:.0e} in absolute terms for round-off).",
             "  Largest differences (the numerical Jacobian is the expected value):",
             *(f"    {row}" for row in worst_entries(actual, expected, count=3)),

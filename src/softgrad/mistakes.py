@@ -552,9 +552,10 @@ CE_GRAD_NO_BATCH_MEAN = mistake(
 CE_GRAD_SIGN_FLIPPED = mistake(
     "ce-grad-sign-flipped",
     "the cross-entropy gradient with its sign flipped, (q - p) / N",
-    """The gradient of -sum q log p with respect to the logits is p - q: the loss goes down
-    when the logit of the right class goes up, so that logit's gradient, p_y - 1, is
-    negative. A flipped sign makes gradient descent climb the loss.""",
+    """The gradient of -sum q log p with respect to the logits is p - q. For an unsmoothed
+    integer label the loss goes down when the logit of the right class goes up, so that
+    logit's gradient, p_y - 1, is negative. A flipped sign makes gradient descent climb the
+    loss.""",
     f"{_CH3}, section 'The gradient, derived twice'",
 )
 
@@ -580,8 +581,9 @@ CE_LABEL_SMOOTHING_C_MINUS_1 = mistake(
 CE_LABEL_SMOOTHING_IGNORED = mistake(
     "label-smoothing-ignored",
     "the label_smoothing argument ignored",
-    """With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q. The function
-    accepts the argument and must use it, in the loss and in the gradient alike.""",
+    """With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q, for integer
+    labels and probability targets alike. The function accepts the argument and must use
+    it, for every kind of target, in the loss and in the gradient.""",
     f"{_CH3}, section 'Soft targets and label smoothing'",
 )
 
@@ -592,6 +594,16 @@ CE_SOFT_TARGETS_ARGMAX = mistake(
     uses all of it: -sum_c q_c log p_c. Replacing it by the one-hot vector of its arg max
     throws away what the soft target says about the other classes.""",
     f"{_CH3}, section 'Soft targets and label smoothing'",
+)
+
+CE_GRAD_THROUGH_PROBABILITIES = mistake(
+    "ce-grad-through-probabilities",
+    "the gradient computed through the probabilities, -q / p, then the softmax Jacobian",
+    """In exact arithmetic p * (g - <g, p>) with g = -q / p is p - q. In floating point, a
+    probability that has underflowed to 0 makes -q / p infinite and 0 * inf = nan, for
+    exactly the confident predictions where the gradient matters most. Compute p - q
+    directly: it never divides by a probability.""",
+    f"{_CH3}, section 'The gradient, derived twice'",
 )
 
 DW_TRANSPOSED = mistake(
@@ -678,6 +690,8 @@ def _target_mistake(entry: Mistake, wrong_target: Callable[..., tuple[object, fl
 _target_mistake(CE_LABEL_SMOOTHING_C_MINUS_1,
                 lambda logits, target, eps: (_smooth_other_classes(target, logits, eps), 0.0))
 _target_mistake(CE_LABEL_SMOOTHING_IGNORED, lambda logits, target, eps: (target, 0.0))
+_target_mistake(CE_LABEL_SMOOTHING_IGNORED,  # smoothing applied to integer labels only
+                lambda logits, target, eps: (target, eps if np.asarray(target).ndim == 1 else 0.0))
 _target_mistake(CE_SOFT_TARGETS_ARGMAX, lambda logits, target, eps: (_argmax_target(target), eps))
 
 
@@ -691,14 +705,22 @@ def _ce_grad_sign(logits, target, label_smoothing=0.0):
     return -reference.cross_entropy_grad(logits, target, label_smoothing)
 
 
+def _integer_labels(target):
+    """The labels, if they are integer class indices; other targets cannot show this mistake."""
+    target = np.asarray(target)
+    if target.ndim != 1 or not np.issubdtype(target.dtype, np.integer):
+        raise ValueError("only integer labels can be mistaken for one-hot rows")
+    return target
+
+
 @_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy_grad")
 def _ce_grad_integer_column(logits, target, label_smoothing=0.0):
-    return (reference.softmax(logits) - np.asarray(target)[:, None]) / np.shape(logits)[0]
+    return (reference.softmax(logits) - _integer_labels(target)[:, None]) / np.shape(logits)[0]
 
 
 @_reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy_grad")
 def _ce_grad_integer_row(logits, target, label_smoothing=0.0):
-    return (reference.softmax(logits) - np.asarray(target)) / np.shape(logits)[0]
+    return (reference.softmax(logits) - _integer_labels(target)) / np.shape(logits)[0]
 
 
 def _regression_parts(W, b, X, y):
@@ -751,3 +773,11 @@ def _regression_integer_labels(W, b, X, y, reg=0.0):
 def _vjp_inner_product_on_last_axis(z, g, axis=-1):
     p = reference.softmax(z, axis=axis)
     return p * (g - np.sum(g * p, axis=-1, keepdims=True))
+
+
+@_reproduces(CE_GRAD_THROUGH_PROBABILITIES, "cross_entropy_grad")
+def _ce_grad_through_probabilities(logits, target, label_smoothing=0.0):
+    p = reference.softmax(logits)
+    q = _q(target, np.shape(logits)[-1], label_smoothing)
+    g = -q / p
+    return p * (g - np.sum(g * p, axis=-1, keepdims=True)) / np.shape(logits)[0]

@@ -113,6 +113,23 @@ MUTANTS = [
             q = (1.0 - label_smoothing) * q + label_smoothing / c
             return ((p - q) / n).astype(logits.dtype)
     """)),
+    wrong("grad_through_probabilities", "[ce-grad-through-probabilities]", cross_entropy_grad=with_target("""
+        def cross_entropy_grad(logits, target, label_smoothing=0.0):
+            n, c = logits.shape
+            ...TARGET...
+            q = (1.0 - label_smoothing) * q + label_smoothing / c
+            p = softmax(logits)
+            g = -q / p
+            return (p * (g - np.sum(g * p, axis=1, keepdims=True)) / n).astype(logits.dtype)
+    """)),
+    wrong("grad_smooths_integer_labels_only", "[label-smoothing-ignored]", cross_entropy_grad=with_target("""
+        def cross_entropy_grad(logits, target, label_smoothing=0.0):
+            n, c = logits.shape
+            ...TARGET...
+            if np.asarray(target).ndim == 1:
+                q = (1.0 - label_smoothing) * q + label_smoothing / c
+            return ((softmax(logits) - q) / n).astype(logits.dtype)
+    """)),
     # ---- softmax_regression_loss_and_grad ------------------------------------------------------
     wrong("regression_without_1_over_n", "[ce-grad-missing-1-over-n]", softmax_regression_loss_and_grad="""
         def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
