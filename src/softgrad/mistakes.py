@@ -781,3 +781,87 @@ def _ce_grad_through_probabilities(logits, target, label_smoothing=0.0):
     q = _q(target, np.shape(logits)[-1], label_smoothing)
     g = -q / p
     return p * (g - np.sum(g * p, axis=-1, keepdims=True)) / np.shape(logits)[0]
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 4: softmax regression in NumPy, trained
+# --------------------------------------------------------------------------------------
+_CH4 = "Chapter 4, Softmax regression in NumPy"
+
+PREDICT_WRONG_AXIS = mistake(
+    "predict-wrong-axis",
+    "the arg max taken over the examples instead of the classes",
+    """The scores X @ W + b have shape (N, C): one row per example, one column per class. The
+    prediction for example n is the column of the largest score in row n, np.argmax(scores,
+    axis=1). np.argmax(scores, axis=0) answers another question (which example scores highest
+    for each class), and np.argmax(scores) flattens the array.""",
+    f"{_CH4}, section 'Training'",
+)
+
+PYTHON_LOOP_OVER_ROWS = mistake(
+    "python-loop-over-rows",
+    "a Python loop over the rows where one array operation would do",
+    """Each pass through a Python loop costs microseconds of interpreter work, whatever the
+    row holds; one matrix product handles all rows in compiled code. For N examples the loop
+    runs N times: predict with X @ W + b and np.argmax(..., axis=1) on the whole batch.""",
+    f"{_CH4}, section 'Vectorisation, measured'",
+)
+
+SGD_ASCENDS = mistake(
+    "sgd-ascends",
+    "the parameters moved along the gradient instead of against it",
+    """Gradient descent subtracts: W = W - lr * dW. The gradient points to where the loss grows
+    fastest, so adding it climbs the loss: the loss goes up, and the accuracy falls to chance.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+NO_SHUFFLE = mistake(
+    "no-shuffle",
+    "mini-batches taken in the data's order, without shuffling",
+    """When the data is sorted (all the 0s, then all the 1s, ...), every mini-batch holds a single
+    class, and each stretch of steps pulls the model towards that class and away from the
+    others: the model remembers mostly what it saw last. Draw a new random order every epoch,
+    rng.permutation(N) with rng = np.random.default_rng(seed), and take the batches from it.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+UNSEEDED_RANDOMNESS = mistake(
+    "unseeded-randomness",
+    "randomness that does not come from the seed",
+    """Training with the same seed must give the same result. np.random.shuffle and
+    np.random.permutation use NumPy's global state, which other code changes; create one
+    generator, rng = np.random.default_rng(seed), and draw every random number from it.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+LABELS_OFF_BY_ONE = mistake(
+    "labels-off-by-one",
+    "labels shifted by one",
+    """The digits' labels are 0 to 9 and index the columns of W directly. Adding or subtracting
+    1 (a habit from 1-based data, or from a one-hot vector built with the wrong offset) trains
+    the model to predict the next or previous digit: the accuracy falls to almost zero.""",
+    f"{_CH4}, section 'Bugs from real-world snippets'",
+)
+
+
+@_reproduces(PREDICT_WRONG_AXIS, "predict")
+def _predict_axis0(W, b, X):
+    return np.argmax(np.asarray(X) @ W + b, axis=0)
+
+
+@_reproduces(PREDICT_WRONG_AXIS, "predict")
+def _predict_flat(W, b, X):
+    return np.argmax(np.asarray(X) @ W + b)
+
+
+def _first_step_variant(scale: float, shift: int) -> Callable[..., object]:
+    def first_step(X, y, num_classes, lr, reg=0.0):
+        W, b = reference.sgd_first_step(X, (np.asarray(y) + shift) % num_classes, num_classes, lr, reg)
+        return scale * W, scale * b
+
+    return first_step
+
+
+_reproduces(SGD_ASCENDS, "sgd_first_step")(_first_step_variant(-1.0, 0))
+_reproduces(LABELS_OFF_BY_ONE, "sgd_first_step")(_first_step_variant(1.0, 1))
+_reproduces(LABELS_OFF_BY_ONE, "sgd_first_step")(_first_step_variant(1.0, -1))

@@ -17,12 +17,14 @@ __all__ = [
     "cross_entropy_grad",
     "log_softmax",
     "logsumexp",
+    "predict",
     "softmax",
     "softmax_jacobian",
     "softmax_regression_loss",
     "softmax_regression_loss_and_grad",
     "softmax_vjp",
     "softmax_weighted_sum",
+    "sgd_first_step",
     "target_distribution",
 ]
 
@@ -139,3 +141,18 @@ def softmax_regression_loss_and_grad(W: np.ndarray, b: np.ndarray, X: np.ndarray
     dlogits = cross_entropy_grad(logits, y)
     loss = cross_entropy(logits, y) + 0.5 * reg * float(np.sum(W * W))
     return loss, X.T @ dlogits + reg * W, np.sum(dlogits, axis=0)
+
+
+def predict(W: np.ndarray, b: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """The class of highest score for every row of ``X``: ``argmax(X @ W + b)``, as int64."""
+    scores = np.asarray(X, dtype=np.float64) @ np.asarray(W, dtype=np.float64) + np.asarray(b, dtype=np.float64)
+    return np.argmax(scores, axis=1).astype(np.int64)
+
+
+def sgd_first_step(X: np.ndarray, y: np.ndarray, num_classes: int, lr: float,
+                   reg: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, b)`` after one full-batch gradient step of softmax regression from zero weights."""
+    X = np.asarray(X, dtype=np.float64)
+    W0, b0 = np.zeros((X.shape[1], num_classes)), np.zeros(num_classes)
+    _, dW, db = softmax_regression_loss_and_grad(W0, b0, X, y, reg)
+    return W0 - lr * dW, b0 - lr * db

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from softgrad import reference
 from softgrad._failures import fail, format_value, worst_entries
-from softgrad.gradcheck import check_gradient, check_jacobian
+from softgrad.gradcheck import check_gradient, check_jacobian, relative_error
 from softgrad.measure import peak_memory
 from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
 
@@ -34,10 +35,17 @@ __all__ = [
     "as_checked_array",
     "call_student",
     "check_against_reference",
+    "check_deterministic",
+    "check_first_sgd_step",
     "check_gradient_function",
     "check_jacobian_function",
+    "check_labels_against_reference",
     "check_loss_and_gradients",
     "check_peak_memory",
+    "check_raises",
+    "check_training",
+    "check_vectorised",
+    "count_lines_run",
     "describe_array",
     "result_problem",
     "expected_dtype",
@@ -582,3 +590,325 @@ def check_loss_and_gradients(
                            mistakes=_candidates(_component(known, k + 1), args, kwargs))
         except AssertionError as failure:
             fail(_with_warnings(failure, outcome.warnings))
+
+
+# --------------------------------------------------------------------------------------
+# Chapter 4: predictions, vectorisation, argument checks and training
+# --------------------------------------------------------------------------------------
+
+def check_labels_against_reference(
+    function: Callable[..., object],
+    reference: Callable[..., object],
+    *args: object,
+    arg_names: Sequence[str],
+    case: str = "",
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    **kwargs: object,
+) -> None:
+    """Check a function that returns integer labels (predictions) against a trusted one, exactly."""
+    __tracebackhide__ = True
+    name = getattr(reference, "__name__", "function")
+    known = suspects(name) if mistakes is None else mistakes
+    expected = np.asarray(reference(*args, **kwargs))
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
+    value = outcome.value
+    if type(value) is not np.ndarray:
+        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
+        fail(f"{what} returned {kind}; it should return a NumPy array of {expected.shape[0]} integer labels.")
+    problem = None
+    if value.shape != expected.shape:
+        problem = f"returned an array of shape {value.shape}; expected one label per row, shape {expected.shape}."
+    elif not np.issubdtype(value.dtype, np.integer):
+        problem = (f"returned dtype {value.dtype}; labels are integers (np.argmax returns them: do not "
+                   "return the scores or the probabilities themselves).")
+    wrong = [] if problem else np.flatnonzero(value != expected)
+    if problem is None and len(wrong) == 0:
+        return
+    lines = [f"{what} {problem}" if problem else
+             f"{what} predicts the wrong class for {len(wrong)} of {len(expected)} rows, for example row "
+             f"{int(wrong[0])}: yours {int(value[wrong[0]])}, expected {int(expected[wrong[0]])}."]
+    for mistake, implementations in known.items():
+        for implementation in implementations:
+            try:
+                candidate = np.asarray(_run_quietly(implementation, args, kwargs))
+            except Exception:
+                continue
+            if candidate.shape == value.shape and np.array_equal(candidate, value):
+                lines.append(mistake.describe())
+                break
+    fail("\n".join(lines))
+
+
+def _library_prefixes() -> tuple[str, ...]:
+    import sysconfig
+    from pathlib import Path
+
+    paths = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+    paths.add(str(Path(__file__).resolve().parent))  # the course library itself
+    return tuple(sorted(p for p in paths if p)) + ("<frozen",)
+
+
+def count_lines_run(function: Callable[..., object], *args: object, **kwargs: object) -> tuple[object, int]:
+    """``(result, lines)``: the result of one call, and how many lines of *user* code it ran.
+
+    Lines are counted with :func:`sys.settrace` in every frame whose code does not belong to
+    the standard library, to installed packages or to this library: a Python loop over N
+    rows runs at least N lines, one array expression a handful, whatever the size of the data.
+    """
+    import sys
+
+    library = _library_prefixes()
+    lines = 0
+
+    def local_trace(frame, event, arg):  # noqa: ARG001 (the signature sys.settrace requires)
+        nonlocal lines
+        if event == "line":
+            lines += 1
+        return local_trace
+
+    def global_trace(frame, event, arg):  # noqa: ARG001
+        return None if frame.f_code.co_filename.startswith(library) else local_trace
+
+    previous = sys.gettrace()
+    sys.settrace(global_trace)
+    try:
+        result = function(*args, **kwargs)
+    finally:
+        sys.settrace(previous)
+    return result, lines
+
+
+def check_vectorised(
+    function: Callable[..., object],
+    *args: object,
+    name: str,
+    max_lines: int,
+    arg_names: Sequence[str],
+    case: str = "",
+    **kwargs: object,
+) -> None:
+    """Check that one call runs at most ``max_lines`` lines of the student's own Python code.
+
+    No timing is involved (timings are noisy and belong to benchmarks): the count of lines
+    executed (:func:`count_lines_run`) does not depend on the machine, and a loop over the
+    rows of the input shows up as thousands of lines.
+    """
+    __tracebackhide__ = True
+    from softgrad.mistakes import PYTHON_LOOP_OVER_ROWS
+
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(lambda *a, **k: count_lines_run(function, *a, **k), *args,
+                           arg_names=arg_names, name=name, **kwargs)
+    _, lines = outcome.value
+    if lines > max_lines:
+        fail(f"{what} ran {lines} lines of Python in your code; a vectorised version runs a few "
+             f"(the limit is {max_lines}, whatever the number of rows).\n" + PYTHON_LOOP_OVER_ROWS.describe())
+
+
+def check_raises(
+    function: Callable[..., object],
+    *args: object,
+    mentions: str,
+    case: str,
+    arg_names: Sequence[str],
+    name: str,
+    error: type[Exception] = ValueError,
+    **kwargs: object,
+) -> None:
+    """Check that a call with bad arguments raises ``error`` with a message that names ``mentions``.
+
+    A clear error says what was wrong: the message must contain the name of the offending
+    argument (``mentions``), so that the caller knows which one to fix.
+    """
+    __tracebackhide__ = True
+    call = _call_text(name, args, kwargs, arg_names)
+    passed = [_copy_arg(a) for a in args]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            function(*passed, **kwargs)
+    except error as raised:
+        if mentions.lower() not in str(raised).lower():
+            fail(f"{call} with {case} raised {type(raised).__name__}({str(raised)!r}), but the message does not "
+                 f"mention `{mentions}`: say which argument is wrong and what was expected.")
+        return
+    except Exception as raised:
+        fail(f"{call} with {case} raised {type(raised).__name__}: {raised}. Check the arguments first and "
+             f"raise {error.__name__} with a message that names `{mentions}`, before any computation fails "
+             "on them.", raised)
+    fail(f"{call} with {case} did not raise. Bad arguments must be refused with {error.__name__}, with a "
+         f"message that names `{mentions}` and says what was expected.")
+
+
+def _training_result(value: object, what: str, shapes: tuple[tuple[int, ...], tuple[int, ...]],
+                     dtype: np.dtype, epochs: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    __tracebackhide__ = True
+    if not isinstance(value, tuple | list) or len(value) != 3:
+        fail(f"{what} returned {type(value).__name__}; it should return the tuple (W, b, history).")
+    W, b, history = value
+    for label, array, shape in (("W", W, shapes[0]), ("b", b, shapes[1])):
+        problem = result_problem(array, shape=shape, dtype=dtype)
+        if problem:
+            fail(f"{label} from {what} {problem.replace('returned', 'is', 1)}")
+    if not isinstance(history, dict) or "loss" not in history:
+        fail(f"history from {what} should be a dict with a key 'loss' (a list with one number per epoch); "
+             f"it is {type(history).__name__}" + (f" with keys {sorted(history)}" if isinstance(history, dict) else ""))
+    losses = history["loss"]
+    if not isinstance(losses, list | tuple | np.ndarray) or len(losses) != epochs:
+        fail(f"history['loss'] from {what} should hold one number per epoch ({epochs}); "
+             f"it holds {len(losses) if hasattr(losses, '__len__') else type(losses).__name__}.")
+    losses = [float(v) for v in losses]
+    return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64), losses
+
+
+def check_first_sgd_step(
+    train: Callable[..., object],
+    X: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    lr: float,
+    reg: float,
+) -> None:
+    """One epoch of one full batch from zero weights must be exactly one gradient step.
+
+    ``train(X, y, num_classes, lr=lr, epochs=1, batch_size=N, reg=reg, seed=0)`` must return
+    ``W = -lr * dW`` and ``b = -lr * db`` (the gradients at zero). This pins down the update
+    rule independently of shuffling; known mistakes (a flipped sign, shifted labels, a step
+    N times too long) are recognised.
+    """
+    __tracebackhide__ = True
+    X = np.asarray(X)
+    n, d = X.shape
+    kwargs = {"lr": lr, "epochs": 1, "batch_size": n, "reg": reg, "seed": 0}
+    name = "train_softmax_regression"
+    what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"),
+                          "one full-batch step from zero weights")
+    outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
+    W, b, _ = _training_result(outcome.value, what, ((d, num_classes), (num_classes,)), expected_dtype(X), 1)
+    expected_W, expected_b = reference.sgd_first_step(X, y, num_classes, lr, reg)
+    actual, expected = np.concatenate([W.ravel(), b]), np.concatenate([expected_W.ravel(), expected_b])
+    if relative_error(actual, expected) <= 1e-8:
+        return
+    lines = [f"{what}: W and b should be -lr * dW and -lr * db, the gradients at W = 0 and b = 0; "
+             f"relative error {relative_error(actual, expected):.2e}.",
+             *(f"    W{row}" for row in worst_entries(W, expected_W, count=2))]
+    recognised = False
+    for mistake, implementations in suspects("sgd_first_step").items():
+        for implementation in implementations:
+            candidate = np.concatenate([np.ravel(part) for part in implementation(X, y, num_classes, lr, reg)])
+            if relative_error(actual, candidate) <= 1e-8:
+                lines.append(mistake.describe())
+                recognised = True
+                break
+    if not recognised:
+        if not np.any(actual):
+            lines.append("W and b are still zero: is the update applied (W = W - lr * dW, or W -= lr * dW)?")
+        else:
+            c = float(np.vdot(actual, expected) / np.vdot(expected, expected))
+            if relative_error(actual, c * expected) <= 1e-6:
+                hint = ""
+                if abs(c - n) <= 1e-6 * n:
+                    hint = (f" That is N = {n}: the step uses the gradient of a summed loss, or multiplies by "
+                            "the batch size; the provided gradients are already means.")
+                lines.append(f"Your step is {c:.6g} times the gradient step.{hint}")
+            else:
+                lines.append("Start from W = 0 and b = 0, take the mini-batches from a permutation of the "
+                             "rows, and update with W -= lr * dW, b -= lr * db after every batch.")
+    fail("\n".join(lines))
+
+
+def _accuracy(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray) -> float:
+    return float(np.mean(reference.predict(W, b, X) == y))
+
+
+def check_training(
+    train: Callable[..., object],
+    X: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    min_accuracy: float,
+    max_final_loss: float | None,
+    case: str,
+    **kwargs: object,
+) -> None:
+    """Train with ``train(X, y, num_classes, **kwargs)`` and judge the result as a user would.
+
+    The loss history must have one entry per epoch and go down (and end below
+    ``max_final_loss``), and the accuracy on the held-out ``(X_test, y_test)``, computed with
+    the course's trusted ``predict``, must reach ``min_accuracy``. Failures name the known
+    mistake the symptoms point to: a rising loss (the update's sign), near-zero accuracy with
+    predictions one class off (shifted labels), or a failure on sorted data that disappears
+    when the course shuffles the data first (no shuffling).
+    """
+    __tracebackhide__ = True
+    from softgrad.mistakes import LABELS_OFF_BY_ONE, NO_SHUFFLE, SGD_ASCENDS
+
+    X, y = np.asarray(X), np.asarray(y)
+    name = "train_softmax_regression"
+    what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"), case)
+    outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
+    epochs = int(kwargs["epochs"])  # the tests always say how long to train
+    W, b, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
+                                    expected_dtype(X), epochs)
+    accuracy = _accuracy(W, b, X_test, y_test)
+    if not all(np.isfinite(losses)):
+        fail(f"{what}: the loss history contains nan or inf: {losses[:5]}...")
+    problems = []
+    if losses[-1] >= losses[0]:
+        problems.append(f"the training loss did not go down: first epoch {losses[0]:.4g}, last {losses[-1]:.4g}.")
+    elif max_final_loss is not None and losses[-1] > max_final_loss:
+        problems.append(f"the training loss ends at {losses[-1]:.4g}; a correct implementation reaches well "
+                        f"below {max_final_loss:g} with these settings.")
+    if accuracy < min_accuracy:
+        problems.append(f"the accuracy on the held-out data is {accuracy:.3f}; a correct implementation reaches at "
+                        f"least {min_accuracy:g} with these settings.")
+    if not problems:
+        return
+    lines = [f"{what}: " + " ".join(problems)]
+    predictions = reference.predict(W, b, X_test)
+    if losses[-1] > losses[0]:
+        lines.append(SGD_ASCENDS.describe())
+    elif max(np.mean(predictions == (y_test + 1) % num_classes),
+             np.mean(predictions == (y_test - 1) % num_classes)) > 0.5:
+        lines.append(LABELS_OFF_BY_ONE.describe())
+    else:
+        order = np.random.default_rng(12345).permutation(len(y))
+        try:
+            retry = _training_result(_run_quietly(train, (X[order], y[order], num_classes), kwargs),
+                                     what, ((X.shape[1], num_classes), (num_classes,)), expected_dtype(X), epochs)
+            if _accuracy(retry[0], retry[1], X_test, y_test) >= min_accuracy:
+                lines.append("With the same data shuffled once beforehand, your training reaches the accuracy: "
+                             "the order of the data is the problem.\n" + NO_SHUFFLE.describe())
+        except (Exception, AssertionError):  # the retry is only for the diagnosis
+            pass
+    fail("\n".join(lines))
+
+
+def check_deterministic(train: Callable[..., object], X: np.ndarray, y: np.ndarray, num_classes: int,
+                        **kwargs: object) -> None:
+    """The same seed must give the same weights, whatever NumPy's global random state; and
+    another seed must give other weights (the seed decides the order of the mini-batches)."""
+    __tracebackhide__ = True
+    from softgrad.mistakes import NO_SHUFFLE, UNSEEDED_RANDOMNESS
+
+    name = "train_softmax_regression"
+    results = []
+    for seed, global_seed in ((0, 1), (0, 2), (1, 1)):
+        # Deliberately the legacy global state: code that wrongly uses it now sees other numbers.
+        np.random.seed(global_seed)  # noqa: NPY002
+        outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name,
+                               seed=seed, **kwargs)
+        results.append(outcome.value)
+    what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"), "")
+    same_seed = [np.concatenate([np.ravel(r[0]), np.ravel(r[1])]) for r in results]
+    if not np.array_equal(same_seed[0], same_seed[1]):
+        fail(f"{what}: two runs with seed=0 gave different weights (relative difference "
+             f"{relative_error(same_seed[0], same_seed[1]):.2e}).\n" + UNSEEDED_RANDOMNESS.describe())
+    if np.array_equal(same_seed[0], same_seed[2]):
+        fail(f"{what}: seed=0 and seed=1 gave identical weights, so the seed does not decide the order "
+             "of the mini-batches.\n" + NO_SHUFFLE.describe())
