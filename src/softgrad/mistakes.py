@@ -795,7 +795,7 @@ PREDICT_WRONG_AXIS = mistake(
     prediction for example n is the column of the largest score in row n, np.argmax(scores,
     axis=1). np.argmax(scores, axis=0) answers another question (which example scores highest
     for each class), and np.argmax(scores) flattens the array.""",
-    f"{_CH4}, section 'Training'",
+    f"{_CH4}, section 'The model and its gradient check'",
 )
 
 PYTHON_LOOP_OVER_ROWS = mistake(
@@ -812,15 +812,15 @@ SGD_ASCENDS = mistake(
     "the parameters moved along the gradient instead of against it",
     """Gradient descent subtracts: W = W - lr * dW. The gradient points to where the loss grows
     fastest, so adding it climbs the loss: the loss goes up, and the accuracy falls to chance.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    f"{_CH4}, section 'What a gradient bug does to training'",
 )
 
 NO_SHUFFLE = mistake(
     "no-shuffle",
     "mini-batches taken in the data's order, without shuffling",
-    """When the data is sorted (all the 0s, then all the 1s, ...), every mini-batch holds a single
-    class, and each stretch of steps pulls the model towards that class and away from the
-    others: the model remembers mostly what it saw last. Draw a new random order every epoch,
+    """When the data is sorted (all the 0s, then all the 1s, ...), most mini-batches hold a
+    single class, and each stretch of steps pulls the model towards that class and away from
+    the others: the model remembers mostly what it saw last. Draw a new random order every epoch,
     rng.permutation(N) with rng = np.random.default_rng(seed), and take the batches from it.""",
     f"{_CH4}, section 'Mini-batch SGD'",
 )
@@ -834,13 +834,49 @@ UNSEEDED_RANDOMNESS = mistake(
     f"{_CH4}, section 'Mini-batch SGD'",
 )
 
+SEED_IGNORED = mistake(
+    "seed-ignored",
+    "a random generator that ignores the seed argument",
+    """np.random.default_rng(0) (or any fixed number) gives every call the same order, whatever
+    seed the caller asks for. Create the generator from the argument:
+    rng = np.random.default_rng(seed).""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+ORDER_DRAWN_ONCE = mistake(
+    "order-drawn-once",
+    "one random order for all epochs",
+    """A permutation drawn once, before the loop over epochs, makes every epoch visit the
+    mini-batches in the same order with the same members. Draw a new order at the start of
+    every epoch: order = rng.permutation(N) inside the epoch loop.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+LAST_BATCH_DROPPED = mistake(
+    "last-batch-dropped",
+    "the last, smaller mini-batch skipped",
+    """When batch_size does not divide N, the last mini-batch of an epoch has N % batch_size
+    rows. Skipping it means those examples are never trained on in that epoch: walk through
+    the whole order, range(0, N, batch_size), and let the last slice be short.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
+REG_NOT_PASSED = mistake(
+    "reg-not-passed",
+    "the regularisation strength not passed on to the loss",
+    """train_softmax_regression receives reg and must hand it to
+    softmax_regression_loss_and_grad(W, b, X_batch, y_batch, reg) at every step; otherwise
+    the model is trained without the penalty that the caller asked for.""",
+    f"{_CH4}, section 'Mini-batch SGD'",
+)
+
 LABELS_OFF_BY_ONE = mistake(
     "labels-off-by-one",
     "labels shifted by one",
     """The digits' labels are 0 to 9 and index the columns of W directly. Adding or subtracting
     1 (a habit from 1-based data, or from a one-hot vector built with the wrong offset) trains
     the model to predict the next or previous digit: the accuracy falls to almost zero.""",
-    f"{_CH4}, section 'Bugs from real-world snippets'",
+    f"{_CH4}, section 'The data'",
 )
 
 

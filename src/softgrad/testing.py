@@ -18,6 +18,7 @@ input, what was wrong, and what to do about it.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ __all__ = [
     "check_loss_and_gradients",
     "check_peak_memory",
     "check_raises",
+    "check_sgd_loop",
     "check_training",
     "check_vectorised",
     "count_lines_run",
@@ -640,25 +642,19 @@ def check_labels_against_reference(
     fail("\n".join(lines))
 
 
-def _library_prefixes() -> tuple[str, ...]:
-    import sysconfig
-    from pathlib import Path
-
-    paths = {sysconfig.get_paths().get(key) for key in ("stdlib", "platstdlib", "purelib", "platlib")}
-    paths.add(str(Path(__file__).resolve().parent))  # the course library itself
-    return tuple(sorted(p for p in paths if p)) + ("<frozen",)
-
-
 def count_lines_run(function: Callable[..., object], *args: object, **kwargs: object) -> tuple[object, int]:
-    """``(result, lines)``: the result of one call, and how many lines of *user* code it ran.
+    """``(result, lines)``: the result of one call, and how many lines of Python it ran.
 
-    Lines are counted with :func:`sys.settrace` in every frame whose code does not belong to
-    the standard library, to installed packages or to this library: a Python loop over N
-    rows runs at least N lines, one array expression a handful, whatever the size of the data.
+    Lines are counted with :func:`sys.settrace` in every Python frame except those of this
+    library: the student's own code, and Python code it calls in NumPy or elsewhere. A loop
+    over N rows runs at least N lines, whether it is written as a ``for`` loop, a
+    comprehension, ``map`` or ``np.apply_along_axis``; whole-array operations run a handful,
+    whatever the size of the data (NumPy's compiled loops are not Python lines).
     """
     import sys
+    from pathlib import Path
 
-    library = _library_prefixes()
+    library = (str(Path(__file__).resolve().parent),)
     lines = 0
 
     def local_trace(frame, event, arg):  # noqa: ARG001 (the signature sys.settrace requires)
@@ -729,7 +725,8 @@ def check_raises(
             warnings.simplefilter("ignore")
             function(*passed, **kwargs)
     except error as raised:
-        if mentions.lower() not in str(raised).lower():
+        # the argument's name as a word of its own: "X" must not be found inside "expected"
+        if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(mentions)}(?![A-Za-z0-9_])", str(raised)):
             fail(f"{call} with {case} raised {type(raised).__name__}({str(raised)!r}), but the message does not "
                  f"mention `{mentions}`: say which argument is wrong and what was expected.")
         return
@@ -789,16 +786,21 @@ def check_first_sgd_step(
     W, b, _ = _training_result(outcome.value, what, ((d, num_classes), (num_classes,)), expected_dtype(X), 1)
     expected_W, expected_b = reference.sgd_first_step(X, y, num_classes, lr, reg)
     actual, expected = np.concatenate([W.ravel(), b]), np.concatenate([expected_W.ravel(), expected_b])
-    if relative_error(actual, expected) <= 1e-8:
+    tolerance = max(1e-8, 100 * float(np.finfo(expected_dtype(X)).eps))
+    if relative_error(actual, expected) <= tolerance:
         return
     lines = [f"{what}: W and b should be -lr * dW and -lr * db, the gradients at W = 0 and b = 0; "
-             f"relative error {relative_error(actual, expected):.2e}.",
-             *(f"    W{row}" for row in worst_entries(W, expected_W, count=2))]
+             f"relative error {relative_error(actual, expected):.2e}."]
+    for label, mine, right in (("W", W, expected_W), ("b", b, expected_b)):
+        if relative_error(mine, right) > tolerance:
+            lines += [f"    {label}{row}" for row in worst_entries(mine, right, count=2)]
+        else:
+            lines.append(f"    {label} is right.")
     recognised = False
     for mistake, implementations in suspects("sgd_first_step").items():
         for implementation in implementations:
             candidate = np.concatenate([np.ravel(part) for part in implementation(X, y, num_classes, lr, reg)])
-            if relative_error(actual, candidate) <= 1e-8:
+            if relative_error(actual, candidate) <= tolerance:
                 lines.append(mistake.describe())
                 recognised = True
                 break
@@ -910,5 +912,96 @@ def check_deterministic(train: Callable[..., object], X: np.ndarray, y: np.ndarr
         fail(f"{what}: two runs with seed=0 gave different weights (relative difference "
              f"{relative_error(same_seed[0], same_seed[1]):.2e}).\n" + UNSEEDED_RANDOMNESS.describe())
     if np.array_equal(same_seed[0], same_seed[2]):
+        # Not shuffled at all, or shuffled by a generator that ignores the seed? Data sorted by
+        # label tells them apart: shuffled training copes with it, unshuffled training does not.
+        from softgrad.mistakes import SEED_IGNORED
+
+        order = np.argsort(np.asarray(y), kind="stable")
+        W_sorted, b_sorted = _run_quietly(train, (np.asarray(X)[order], np.asarray(y)[order], num_classes),
+                                          {"seed": 0, **kwargs})[:2]
+        unsorted_accuracy = _accuracy(np.asarray(results[0][0]), np.asarray(results[0][1]), X, y)
+        shuffles = _accuracy(np.asarray(W_sorted), np.asarray(b_sorted), X, y) >= unsorted_accuracy - 0.2
         fail(f"{what}: seed=0 and seed=1 gave identical weights, so the seed does not decide the order "
-             "of the mini-batches.\n" + NO_SHUFFLE.describe())
+             "of the mini-batches.\n" + (SEED_IGNORED if shuffles else NO_SHUFFLE).describe())
+
+
+def check_sgd_loop(
+    train: Callable[..., object],
+    namespace: dict[str, object],
+    helper: str,
+    X: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    **kwargs: object,
+) -> None:
+    """Watch the training loop through the loss-and-gradient function it must call.
+
+    ``namespace[helper]`` (the provided ``softmax_regression_loss_and_grad`` in the
+    notebook's globals, which the student's code looks up at run time) is replaced for one
+    call of ``train`` by a wrapper that records every mini-batch, then restored. The checks:
+    ``ceil(N / batch_size)`` calls per epoch with batches of ``batch_size`` rows (the last
+    one may be smaller); every row exactly once per epoch; a new order every epoch; ``reg``
+    passed on; and ``history["loss"][e]`` the mean of epoch ``e``'s mini-batch losses.
+    """
+    __tracebackhide__ = True
+    from softgrad.mistakes import LAST_BATCH_DROPPED, ORDER_DRAWN_ONCE, REG_NOT_PASSED
+
+    X, y = np.asarray(X), np.asarray(y)
+    n = X.shape[0]
+    batch_size, epochs, reg = int(kwargs["batch_size"]), int(kwargs["epochs"]), float(kwargs["reg"])
+    original = namespace.get(helper)
+    if not callable(original):
+        raise RuntimeError(f"the notebook has no function {helper}() to watch")
+    calls: list[tuple[np.ndarray, float, float]] = []
+
+    def recording(W, b, X_batch, y_batch, reg=0.0):
+        loss, dW, db = original(W, b, X_batch, y_batch, reg)
+        calls.append((np.array(X_batch, copy=True), float(reg), float(loss)))
+        return loss, dW, db
+
+    name = "train_softmax_regression"
+    what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"), "")
+    namespace[helper] = recording
+    try:
+        outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
+    finally:
+        namespace[helper] = original
+    _, _, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
+                                    expected_dtype(X), epochs)
+    per_epoch = -(-n // batch_size)
+    if not calls:
+        fail(f"{what} never called {helper}(): compute the loss and gradients of every mini-batch with it.")
+    if len(calls) != epochs * per_epoch:
+        sizes = [len(c[0]) for c in calls[:per_epoch + 1]]
+        message = (f"{what} called {helper}() {len(calls)} times; {epochs} epochs of {n} rows in mini-batches "
+                   f"of {batch_size} take {per_epoch} calls each, {epochs * per_epoch} in all. The first batch "
+                   f"sizes: {sizes}.")
+        if len(calls) == epochs * (n // batch_size) and n % batch_size:
+            message += "\n" + LAST_BATCH_DROPPED.describe()
+        fail(message)
+    sizes = [len(c[0]) for c in calls[:per_epoch]]
+    expected_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
+    if sizes != expected_sizes:
+        fail(f"{what}: the mini-batches of the first epoch have {sizes} rows; expected {expected_sizes}: "
+             "consecutive slices of one permutation of the rows.")
+    reference_rows = np.sort(X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel())
+    for epoch in range(epochs):
+        batches = calls[epoch * per_epoch:(epoch + 1) * per_epoch]
+        rows = np.concatenate([c[0] for c in batches])
+        rows = np.ascontiguousarray(rows, dtype=X.dtype)
+        if not np.array_equal(np.sort(rows.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()),
+                              reference_rows):
+            fail(f"{what}: in epoch {epoch + 1} the mini-batches did not contain every row of X exactly once; "
+                 "take them from a permutation of the rows (rng.permutation(N)), not by sampling with "
+                 "replacement.")
+        given = {c[1] for c in batches}
+        if given != {reg}:
+            fail(f"{what} passed reg = {sorted(given)} to {helper}(); it was asked for reg = {reg}.\n"
+                 + REG_NOT_PASSED.describe())
+        mean_loss = float(np.mean([c[2] for c in batches]))
+        if abs(losses[epoch] - mean_loss) > 1e-9 * max(1.0, abs(mean_loss)):
+            fail(f"{what}: history['loss'][{epoch}] is {losses[epoch]:.6g}, but the mean of that epoch's "
+                 f"mini-batch losses is {mean_loss:.6g}: record the mean of the losses that "
+                 f"{helper}() returned during the epoch.")
+    if epochs > 1 and all(np.array_equal(calls[e * per_epoch][0], calls[0][0]) for e in range(1, epochs)):
+        fail(f"{what}: every epoch started with the same mini-batch.\n" + ORDER_DRAWN_ONCE.describe())

@@ -100,6 +100,22 @@ MUTANTS = [
                        "            b = np.zeros(num_classes)"))),
     wrong("train_standardises_x_in_place", "[mutates-input]", train_softmax_regression=training(
         loop(), checks=_CHECKS + "            X -= X.mean(axis=0)\n")),
+    wrong("train_one_order_for_all_epochs", "[order-drawn-once]", train_softmax_regression=training(
+        loop(order="first_order").replace("history = {\"loss\": []}",
+                                          "history = {\"loss\": []}\n            first_order = rng.permutation(n)"))),
+    wrong("train_drops_the_last_batch", "[last-batch-dropped]", train_softmax_regression=training(
+        loop().replace("batch = order[start:start + batch_size]",
+                       "batch = order[start:start + batch_size]\n"
+                       "                    if len(batch) < batch_size:\n"
+                       "                        continue"))),
+    wrong("train_ignores_reg", "[reg-not-passed]", train_softmax_regression=training(
+        loop().replace("X[batch], y[batch], reg)", "X[batch], y[batch])"))),
+    wrong("train_fixed_generator", "[seed-ignored]", train_softmax_regression=training(
+        loop().replace("rng = np.random.default_rng(seed)", "rng = np.random.default_rng(0)"))),
+    wrong("predict_apply_along_axis", "[python-loop-over-rows]", predict="""
+        def predict(W, b, X):
+            return np.apply_along_axis(np.argmax, 1, X @ W + b)
+    """),
     # ---- correct variants ---------------------------------------------------------------------
     correct("predict_through_probabilities", predict="""
         def predict(W, b, X):
@@ -107,6 +123,8 @@ MUTANTS = [
             p = np.exp(scores - scores.max(axis=1, keepdims=True))
             return np.argmax(p / p.sum(axis=1, keepdims=True), axis=1)
     """),
+    correct("train_choice_without_replacement", train_softmax_regression=training(
+        loop(order="rng.choice(n, size=n, replace=False)"))),
     correct("train_shuffle_in_place_and_split", train_softmax_regression=training("""\
             n, d = X.shape
             W, b = np.zeros((d, num_classes)), np.zeros(num_classes)
