@@ -483,6 +483,24 @@ def _bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _measured_call(
+    measure: Callable[..., tuple[object, int]],
+    function: Callable[..., object],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    *,
+    name: str,
+    arg_names: Sequence[str],
+    case: str,
+) -> tuple[str, int]:
+    """Call the student's function under ``measure`` (which returns ``(result, amount)``), safely."""
+    __tracebackhide__ = True
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(lambda *a, **k: measure(function, *a, **k), *args, arg_names=arg_names, name=name,
+                           **kwargs)
+    return what, outcome.value[1]
+
+
 def check_peak_memory(
     function: Callable[..., object],
     *args: object,
@@ -501,10 +519,7 @@ def check_peak_memory(
     of z"); ``mistake`` is named when the limit is exceeded.
     """
     __tracebackhide__ = True
-    what = _describe_call(name, args, kwargs, arg_names, case)
-    outcome = call_student(lambda *a, **k: peak_memory(function, *a, **k), *args,
-                           arg_names=arg_names, name=name, **kwargs)
-    _, peak = outcome.value
+    what, peak = _measured_call(peak_memory, function, args, kwargs, name=name, arg_names=arg_names, case=case)
     if peak > limit:
         message = (f"{what} allocated {_bytes(peak)} at its peak; the limit is {_bytes(limit)} "
                    f"({explanation}).")
@@ -693,13 +708,12 @@ def check_vectorised(
     __tracebackhide__ = True
     from softgrad.mistakes import PYTHON_LOOP_OVER_ROWS
 
-    what = _describe_call(name, args, kwargs, arg_names, case)
-    outcome = call_student(lambda *a, **k: count_lines_run(function, *a, **k), *args,
-                           arg_names=arg_names, name=name, **kwargs)
-    _, lines = outcome.value
+    what, lines = _measured_call(count_lines_run, function, args, kwargs, name=name, arg_names=arg_names,
+                                 case=case)
     if lines > max_lines:
-        fail(f"{what} ran {lines} lines of Python in your code; a vectorised version runs a few "
-             f"(the limit is {max_lines}, whatever the number of rows).\n" + PYTHON_LOOP_OVER_ROWS.describe())
+        fail(f"{what} ran {lines} lines of Python (yours, and the Python parts of NumPy that it called); "
+             f"a vectorised version runs a few (the limit is {max_lines}, whatever the number of rows).\n"
+             + PYTHON_LOOP_OVER_ROWS.describe())
 
 
 def check_raises(
