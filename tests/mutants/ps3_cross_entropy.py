@@ -19,6 +19,19 @@ def with_target(source: str) -> str:
     return source.replace("            ...TARGET...\n", _TARGET_LINES)
 
 
+def regression(dlogits: str = "cross_entropy_grad(logits, y)", dW: str = "X.T @ dlogits + reg * W",
+               db: str = "np.sum(dlogits, axis=0)") -> str:
+    """A softmax_regression_loss_and_grad (on the notebook's own cross_entropy) with the given
+    expressions for the logits' gradient, dW and db: each wrong mutant changes exactly one."""
+    return f"""
+        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
+            logits = X @ W + b
+            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
+            dlogits = {dlogits}
+            return loss, {dW}, {db}
+    """
+
+
 MUTANTS = [
     # ---- cross_entropy --------------------------------------------------------------------------
     wrong("ce_sum_not_mean", "[ce-sum-not-mean]", cross_entropy=with_target("""
@@ -131,50 +144,18 @@ MUTANTS = [
             return ((softmax(logits) - q) / n).astype(logits.dtype)
     """)),
     # ---- softmax_regression_loss_and_grad ------------------------------------------------------
-    wrong("regression_without_1_over_n", "[ce-grad-missing-1-over-n]", softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = softmax(logits)
-            dlogits[np.arange(len(y)), y] -= 1.0
-            return loss, X.T @ dlogits + reg * W, np.sum(dlogits, axis=0)
-    """),
-    wrong("regression_dw_transposed", "[dw-transposed]", softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = cross_entropy_grad(logits, y)
-            return loss, dlogits.T @ X + reg * W.T, np.sum(dlogits, axis=0)
-    """),
-    wrong("regression_reg_gradient_doubled", "[reg-gradient-factor-two]", softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = cross_entropy_grad(logits, y)
-            return loss, X.T @ dlogits + 2 * reg * W, np.sum(dlogits, axis=0)
-    """),
-    wrong("regression_reg_gradient_missing", "[reg-gradient-missing]", softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = cross_entropy_grad(logits, y)
-            return loss, X.T @ dlogits, np.sum(dlogits, axis=0)
-    """),
+    wrong("regression_without_1_over_n", "[ce-grad-missing-1-over-n]", softmax_regression_loss_and_grad=regression(
+        dlogits="softmax(logits)\n            dlogits[np.arange(len(y)), y] -= 1.0")),
+    wrong("regression_dw_transposed", "[dw-transposed]", softmax_regression_loss_and_grad=regression(
+        dW="dlogits.T @ X + reg * W.T")),
+    wrong("regression_reg_gradient_doubled", "[reg-gradient-factor-two]", softmax_regression_loss_and_grad=regression(
+        dW="X.T @ dlogits + 2 * reg * W")),
+    wrong("regression_reg_gradient_missing", "[reg-gradient-missing]", softmax_regression_loss_and_grad=regression(
+        dW="X.T @ dlogits")),
     wrong("regression_integer_labels_as_one_hot", "[ce-integer-labels-as-onehot]",
-          softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = (softmax(logits) - y[:, None]) / len(y)
-            return loss, X.T @ dlogits + reg * W, np.sum(dlogits, axis=0)
-    """),
-    wrong("regression_db_per_example", "is an array of shape", softmax_regression_loss_and_grad="""
-        def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
-            logits = X @ W + b
-            loss = cross_entropy(logits, y) + 0.5 * reg * np.sum(W * W)
-            dlogits = cross_entropy_grad(logits, y)
-            return loss, X.T @ dlogits + reg * W, dlogits
-    """),
+          softmax_regression_loss_and_grad=regression(dlogits="(softmax(logits) - y[:, None]) / len(y)")),
+    wrong("regression_db_per_example", "is an array of shape", softmax_regression_loss_and_grad=regression(
+        db="dlogits")),
     # ---- correct variants ---------------------------------------------------------------------
     correct("ce_logsumexp_minus_gathered_logit", cross_entropy="""
         def cross_entropy(logits, target, label_smoothing=0.0):
