@@ -95,9 +95,43 @@ def test_chapters_are_myst_text_notebooks(source):
     assert meta["kernelspec"]["name"] == "python3"
 
 
-def test_no_notebook_is_tracked_under_chapters():
-    tracked = subprocess.run(["git", "ls-files", "chapters"], cwd=REPO, capture_output=True, text=True).stdout
-    assert not [line for line in tracked.splitlines() if line.endswith(".ipynb")]
+@pytest.mark.parametrize("source", chapter_sources(), ids=lambda p: p.stem)
+def test_every_chapter_has_its_paired_notebook_in_sync(source):
+    """Colab opens chapters/<page>.ipynb: it must exist, hold the chapter's cells, and no outputs."""
+    import jupytext
+    import nbformat
+
+    paired = source.with_suffix(".ipynb")
+    assert paired.exists(), f"{paired.name} is missing: run ./course notebooks"
+    expected = jupytext.reads(source.read_text(), fmt="md:myst")
+    committed = nbformat.read(paired, as_version=4)
+    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in expected.cells], (
+        f"{paired.name} is out of date with {source.name}: run ./course notebooks")
+    assert not any(c.get("outputs") for c in committed.cells), f"{paired.name} has outputs"
+
+
+@pytest.mark.xdist_group("book")
+def test_the_gpu_chapter_has_a_colab_button_that_opens_its_notebook(built_book):
+    text = (built_book / "chapters" / "05_pytorch.html").read_text()
+    colab = "https://colab.research.google.com/github/softgrad-course/softmax/blob/main/chapters/05_pytorch.ipynb"
+    assert colab in text
+
+
+def test_every_mistake_points_at_a_section_that_exists():
+    """A mistake's feedback names "Chapter N, <title>, section '<heading>'": both must be real."""
+    from softgrad.mistakes import CATALOGUE
+
+    titles = {}
+    for source in chapter_sources():
+        text = source.read_text()
+        title = re.search(r"^# (.+)$", text, re.M).group(1).strip()
+        titles[title] = {h.strip() for h in re.findall(r"^##+ (.+)$", text, re.M)}
+    for mistake in CATALOGUE.values():
+        match = re.fullmatch(r"Chapter \d+, (.+), section '(.+)'", mistake.section)
+        assert match, f"{mistake.id}: the section should read \"Chapter N, <title>, section '<heading>'\""
+        title, heading = match.groups()
+        assert title in titles, f"{mistake.id}: no chapter titled {title!r}"
+        assert heading in titles[title], f"{mistake.id}: chapter {title!r} has no section {heading!r}"
 
 
 def test_glue_is_a_no_op_without_myst_nb(monkeypatch):

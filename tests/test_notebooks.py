@@ -62,6 +62,10 @@ def test_source_notebook_is_clean_and_well_formed(path: Path):
             assert not cell.outputs and cell.execution_count is None, f"cell {cell.id} has outputs: strip them"
 
 
+def _snake_case(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+
+
 @pytest.mark.parametrize("path", SOURCES)
 def test_every_graded_function_has_its_own_solution_cell_and_tests(path: Path):
     nb = nbformat.read(path, as_version=4)
@@ -70,11 +74,15 @@ def test_every_graded_function_has_its_own_solution_cell_and_tests(path: Path):
     for cell in nb.cells:
         if _meta(cell).get("solution") and cell.cell_type == "code":
             name = _meta(cell)["grade_id"]
-            assert re.search(rf"^def {name}\(", cell.source, re.M), f"solution cell {name} must define {name}()"
+            assert re.search(rf"^(def {name}\(|class {name}\b)", cell.source, re.M), (
+                f"solution cell {name} must define the function or class {name}")
             assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source
     tested = {_meta(c)["grade_id"] for c in _test_cells(nb)}
     for name in functions:
-        assert any(t.startswith(f"test_{name}_") for t in tested), f"{name} has no test cell test_{name}_<aspect>"
+        # A class (an autograd.Function) is tested under its snake_case name: SoftmaxCrossEntropy
+        # through test_softmax_cross_entropy_<aspect>, the function that applies it.
+        prefix = f"test_{_snake_case(name)}_"
+        assert any(t.startswith(prefix) for t in tested), f"{name} has no test cell {prefix}<aspect>"
 
 
 @pytest.mark.parametrize("path", SOURCES)
@@ -84,7 +92,8 @@ def test_test_cells_follow_the_house_style(path: Path):
     for cell in _test_cells(nb):
         grade_id = _meta(cell)["grade_id"]
         assert _meta(cell).get("locked") and _meta(cell).get("points", 0) > 0, f"{grade_id}: locked, with points"
-        assert any(grade_id.startswith(f"test_{f}_") for f in functions), f"{grade_id}: test_<function>_<aspect>"
+        assert any(grade_id.startswith(f"test_{_snake_case(f)}_") for f in functions), (
+            f"{grade_id}: test_<function>_<aspect>")
         hidden = HIDDEN.findall(cell.source)
         assert len(hidden) == 1, f"{grade_id}: exactly one hidden-test region"
         assert cell.source.rstrip().endswith("### END HIDDEN TESTS"), f"{grade_id}: hidden tests come last"

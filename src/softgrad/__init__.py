@@ -8,6 +8,10 @@ Modules
 :mod:`softgrad.testing`
     The checks that assignment test cells call: safe calls of student code, result
     validation, comparison with a trusted reference, and named diagnoses.
+:mod:`softgrad.torch_testing`
+    The same for PyTorch code (problem set 5): a hand-written autograd Function, devices.
+:mod:`softgrad.torchtools`
+    One device value (``pick_device``) and synchronised timing on any device.
 :mod:`softgrad.mistakes`
     The catalogue of known mistakes, with implementations that reproduce them.
 :mod:`softgrad.reference`
