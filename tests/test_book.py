@@ -98,15 +98,15 @@ def test_chapters_are_myst_text_notebooks(source):
 @pytest.mark.parametrize("source", chapter_sources(), ids=lambda p: p.stem)
 def test_every_chapter_has_its_paired_notebook_in_sync(source):
     """Colab opens notebooks/<chapter>.ipynb: it must exist, hold the chapter's cells, and no outputs."""
-    import jupytext
     import nbformat
+
+    from softgrad.book import chapter_notebook
 
     paired = REPO / "notebooks" / source.with_suffix(".ipynb").name
     assert paired.exists(), f"{paired.name} is missing: run ./course notebooks"
-    expected = jupytext.reads(source.read_text(), fmt="md:myst")
+    expected = chapter_notebook(source)
     committed = nbformat.read(paired, as_version=4)
-    assert [(c.cell_type, c.source) for c in committed.cells] == [(c.cell_type, c.source) for c in expected.cells], (
-        f"{paired.name} is out of date with {source.name}: run ./course notebooks")
+    assert committed == expected, f"{paired.name} is out of date with {source.name}: run ./course notebooks"
     assert not any(c.get("outputs") for c in committed.cells), f"{paired.name} has outputs"
 
 

@@ -170,3 +170,14 @@ def test_timing_helpers_on_the_cpu():
     with pytest.raises(ValueError, match="repeats"):
         device_time(lambda: None, device, repeats=0)
     assert torch_testing.describe_tensor("z", torch.tensor([1.0, -2.0])).endswith("values in [-2, 1]")
+
+
+def test_the_tolerance_is_tight_enough_to_see_a_small_error():
+    """float64 results must agree to about 1e-13: a relative error of 1e-9 in the loss fails."""
+    cls = make_function(loss=lambda z, t: (torch.logsumexp(z, 1) - z.gather(1, t[:, None]).squeeze(1)).mean()
+                        * (1 + 1e-9))
+    with pytest.raises(AssertionError, match="The loss of"):
+        check(cls, *inputs())
+    nudged = make_function(grad=lambda z, t, g: g * _softmax_grad(z, t) / len(t) + 1e-9)
+    with pytest.raises(AssertionError, match="is wrong in 30 of 30 entries"):
+        check(nudged, *inputs())

@@ -7,9 +7,11 @@ and the chapter still runs (the numbers are printed by the code cells anyway).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-__all__ = ["glue"]
+__all__ = ["chapter_notebook", "glue"]
 
 
 def glue(name: str, value: object, display: bool = False) -> None:
@@ -25,3 +27,17 @@ def glue(name: str, value: object, display: bool = False) -> None:
     if isinstance(value, np.generic):
         value = value.item()
     myst_glue(name, value, display=display)
+
+
+def chapter_notebook(source: Path):
+    """The chapter ``source`` (MyST Markdown) as a notebook without outputs, for Colab and JupyterHubs.
+
+    Cell ids are numbered (``cell-0``, ``cell-1``, ...) instead of random, so that writing
+    the notebook again from an unchanged chapter gives the same file. Needs jupytext.
+    """
+    import jupytext
+
+    notebook = jupytext.reads(Path(source).read_text(), fmt="md:myst")
+    for number, cell in enumerate(notebook.cells):
+        cell.id = f"cell-{number}"
+    return notebook

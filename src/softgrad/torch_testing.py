@@ -76,7 +76,7 @@ _HOST_ONLY = [
 def describe_tensor(name: str, x: torch.Tensor) -> str:
     """``logits of shape (4, 3), dtype torch.float64 on cpu, values in [-1000, 2]`` (for messages)."""
     text = f"{name} of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device}"
-    if x.numel() and (x.is_floating_point() or not x.dtype.is_complex):
+    if x.numel() and not x.dtype.is_complex:
         values = x.detach().to("cpu", torch.float64)
         text += f", values in [{format_value(float(values.min()))}, {format_value(float(values.max()))}]"
     return text
@@ -158,17 +158,16 @@ def watching_calls(function_class: type) -> Iterator[_Watch]:
     with contextlib.ExitStack() as stack:
         stack.enter_context(_patched(function_class, "forward", staticmethod(watched_forward)))
         stack.enter_context(_patched(function_class, "backward", staticmethod(watched_backward)))
-        student_globals = [vars(function_class)]
-        for method in (forward.__func__, backward.__func__):
-            if method.__globals__ not in [g for g in student_globals]:
-                student_globals.append(method.__globals__)
+        # the notebook's namespace (once, even when forward and backward share it)
+        student_globals = list({id(m.__globals__): m.__globals__ for m in (forward.__func__, backward.__func__)}
+                               .values())
         for table, into in ((_FORBIDDEN, watch.forbidden), (_HOST_ONLY, watch.host)):
             for owner, attribute, shown in table:
                 original = getattr(owner, attribute)
                 recorder = _recorder(original, shown, into, watch)
                 stack.enter_context(_patched(owner, attribute, recorder))
                 # `from torch.nn.functional import cross_entropy` binds the original by name
-                for namespace in student_globals[1:]:
+                for namespace in student_globals:
                     for name, value in list(namespace.items()):
                         if value is original:
                             stack.callback(namespace.__setitem__, name, value)
@@ -203,18 +202,18 @@ def _reference_inputs(logits: torch.Tensor, target: torch.Tensor) -> tuple[np.nd
 _EPS = {torch.bfloat16: 2.0**-7, torch.float16: 2.0**-10, torch.float32: 2.0**-23, torch.float64: 2.0**-52}
 
 
-def _tolerance(dtype: torch.dtype, logits: np.ndarray, factor: float) -> float:
+def _tolerance(dtype: torch.dtype, logits: np.ndarray, factor: float, expected: float = 0.0) -> float:
     """The error allowed in a loss or a gradient entry computed in ``dtype``, times ``|factor|``.
 
-    :func:`softgrad.testing.forward_tolerance`'s bound, ``2 eps (2 scale + C + 2)``, with
-    ``scale`` the largest logit magnitude and ``C`` the number of classes: the gradient
-    ``(p - q) / N`` inherits the absolute error of the probabilities, the loss that of a
-    log-softmax.
+    :func:`softgrad.testing.forward_tolerance`'s bound, ``2 eps (2 scale + C + 2 + |expected|)``,
+    with ``scale`` the largest logit magnitude, ``C`` the number of classes and ``expected``
+    the value itself (its own rounding): the gradient ``(p - q) / N`` inherits the absolute
+    error of the probabilities, the loss that of a log-softmax.
     """
     if dtype not in _EPS:
         raise TypeError(f"the logits must be a floating tensor, not {dtype}")
     scale = float(np.max(np.abs(logits))) if logits.size else 0.0
-    return abs(factor) * 2.0 * _EPS[dtype] * (2.0 * scale + logits.shape[-1] + 2.0)
+    return abs(factor) * 2.0 * _EPS[dtype] * (2.0 * scale + logits.shape[-1] + 2.0 + abs(expected))
 
 
 def check_softmax_cross_entropy(
@@ -272,7 +271,7 @@ def check_softmax_cross_entropy(
     args = (logits_np, target_np, grad_output)
     expected_loss = reference.cross_entropy(logits_np, target_np)
     actual_loss = float(loss.detach().to("cpu", torch.float64))
-    allowed = _tolerance(logits.dtype, logits_np, 1.0) * (1 + abs(expected_loss))
+    allowed = _tolerance(logits.dtype, logits_np, 1.0, expected_loss)
     if not (np.isfinite(actual_loss) and abs(actual_loss - expected_loss) <= allowed):
         lines = [f"The loss of {what} is {format_value(actual_loss)}, but the correct value is "
                  f"{format_value(expected_loss)} (PyTorch's F.cross_entropy agrees with it).",
