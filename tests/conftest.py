@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import settings
 from mutants import Mutant, catalogues
 
@@ -100,3 +103,33 @@ def pytest_terminal_summary(terminalreporter):
                 f"{assignment}: {caught}/{wrong_total} wrong implementations caught (and named), "
                 f"{kept}/{correct_total} correct implementations accepted with full marks"
             )
+
+
+# ---- the book: built once per test worker, for the book and browser tests ----
+
+HTML = REPO / "_build" / "html"
+
+
+def toc_files() -> list[str]:
+    """Every page of the book, as listed in _toc.yml (without suffix)."""
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part.get("chapters", [])]
+    return files
+
+
+def chapter_sources() -> list[Path]:
+    return [REPO / f"{f}.md" for f in toc_files() if f.startswith("chapters/")]
+
+
+@pytest.fixture(scope="session")
+def built_book():
+    """Build exactly as `./course book` does (strict, cached execution, MathJax served locally)."""
+    mathjax = REPO / "_vendor" / "_static" / "mathjax" / "tex-mml-chtml.js"
+    assert mathjax.exists(), "MathJax is missing from _vendor/: run ./course test (or ./course book) to fetch it"
+    jupyter_book = Path(sys.executable).parent / "jupyter-book"
+    done = subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+    assert done.returncode == 0, f"the strict book build failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
+    return HTML
