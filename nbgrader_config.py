@@ -11,14 +11,53 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 # submitted/, autograded/, feedback/ and gradebook.db keep nbgrader's defaults (all git-ignored).
 
-# Grading: bound each cell, so an infinite loop costs one cell, not the whole class run.
-c.Execute.timeout = 60
-c.Execute.interrupt_on_timeout = True
+# ---- Robust and honest grading (softgrad.grading; the README's "Grading safely" lists the cases) ----
+# Sanitizing: note what a student did to the test cells, keep the first of duplicated cells
+# graded (nbgrader's own DeduplicateIds stops the class run on one), restore deleted test cells.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "softgrad.grading.InspectSubmission",
+    "softgrad.grading.SafeDeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "nbgrader.preprocessors.OverwriteCells",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+c.OverwriteCells.add_missing_cells = True
+# Executing: nbgrader's steps, with SafeExecute instead of Execute, and the re-run of the test
+# cells outside the student's kernel before the scores are saved.
+c.Autograde.autograde_preprocessors = [
+    "softgrad.grading.SafeExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "softgrad.grading.VerifyOutsideKernel",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+# Bound each cell, so an infinite loop costs one cell, not the whole class run; a kernel that
+# ignores the interrupt is killed after 5 s, and a notebook gets 15 minutes in all.
+c.SafeExecute.timeout = 60
+c.SafeExecute.interrupt_on_timeout = True
+c.SafeExecute.interrupt_grace = 5
+c.SafeExecute.notebook_timeout = 900
+# A memory bomb gets MemoryError (address space limit), or its kernel is killed (resident
+# memory watched from outside); a flood of prints is cut at 200,000 characters per cell.
+c.SafeExecute.memory_limit_mb = 4096
+c.SafeExecute.output_limit_bytes = 200_000
+# The re-run outside the kernel uses the same limits. PyTorch tensors and autograd graphs
+# cannot be sent between processes as plain data, so problem set 5 is not re-run: there the
+# integrity report's reading of the code is what flags tampering.
+c.VerifyOutsideKernel.call_timeout = 60
+c.VerifyOutsideKernel.memory_limit_mb = 4096
+c.VerifyOutsideKernel.in_kernel_only = {
+    "ps5_pytorch": "PyTorch tensors and autograd graphs cannot cross a process boundary as plain data",
+}
 # Tracebacks in graded notebooks show only the exception and its message. The course's
 # checks put everything a student needs into the message (the call, the input, what is
 # wrong, the known mistake it matches), and IPython's default tracebacks would print the
 # lines around the failure, which include hidden test code, into the feedback.
-c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
+c.SafeExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
 
 # Warnings never cost points; wrong values do. nbgrader scores a test cell 0 when anything
 # reaches stderr, so a Python warning printed by a student's (otherwise right) code, such as

@@ -17,7 +17,20 @@ Modules
 :mod:`softgrad.reference`
     Trusted float64 implementations that the tests compare against.
 :mod:`softgrad.autograde`
-    Running the real nbgrader pipeline on a class of submissions (used by the test suite).
+    Running the real nbgrader pipeline on a class of submissions: the test suite's helpers,
+    the checks of submitted files, the grading report, and ``softgrad grade``.
+:mod:`softgrad.grading`
+    The nbgrader preprocessors that make grading robust and honest (``nbgrader_config.py``).
+:mod:`softgrad.replay`, :mod:`softgrad.sandbox`
+    Re-running test cells outside the student's kernel, with the student's code in a
+    separate process that only plain data crosses.
+:mod:`softgrad.integrity`
+    Reading student code for what an instructor should look at (the integrity report).
+:mod:`softgrad.scale`
+    Softmax at scale (chapter 6): fused and threaded NumPy kernels, online log-sum-exp,
+    chunked large-vocabulary cross-entropy.
+:mod:`softgrad.bench`
+    ``softgrad bench``: timings against the machine's own limits (copy bandwidth, one exp pass).
 :mod:`softgrad.book`
     Helpers that keep the book's chapters runnable outside a book build.
 """

@@ -1,6 +1,9 @@
 """Drive the real nbgrader pipeline on a class of submissions.
 
-The test suite uses this module to prove that grading works end to end: it builds a
+Instructors use it as ``softgrad grade ASSIGNMENT`` (:func:`main`): the submitted files are
+checked (:func:`inspect_submissions`), nbgrader grades the class in one run
+(:func:`autograde`), and :func:`grading_report` writes what every student scored and what is
+worth a look. The test suite uses it to prove that grading works end to end: it builds a
 throw-away course directory (the repository's ``nbgrader_config.py`` and the assignment's
 source notebooks), runs ``nbgrader generate_assignment`` (which writes the gradebook with the
 hidden tests), fills submissions from the release notebook, runs ``nbgrader autograde``
@@ -14,6 +17,7 @@ subprocess of its own.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -29,9 +33,13 @@ __all__ = [
     "CellResult",
     "SubmissionResult",
     "autograde",
+    "expected_notebooks",
     "fill_notebook",
+    "inspect_submissions",
     "generate_assignment",
     "generate_feedback",
+    "grading_report",
+    "read_findings",
     "make_course",
     "read_results",
     "run_nbgrader",
@@ -121,9 +129,122 @@ def submit(course: Path, assignment: str, student: str, notebooks: Mapping[str, 
     return folder
 
 
-def autograde(course: Path, assignment: str, *extra: str) -> None:
-    """``nbgrader autograde ASSIGNMENT``: every submitted student, one run."""
-    run_nbgrader(course, "autograde", assignment, *extra)
+def autograde(course: Path, assignment: str, *extra: str) -> dict[str, list[dict]]:
+    """Grade every submitted student in one ``nbgrader autograde ASSIGNMENT`` run, safely.
+
+    Before nbgrader runs, :func:`inspect_submissions` looks at the submitted files (a notebook
+    that is missing, renamed or not JSON). One student's broken submission never stops the
+    class: nbgrader goes on with the others, and a student it could not grade gets 0 on every
+    cell of that notebook in the gradebook (never a grade left over from an earlier run), with
+    the reason. Returns the problems found, by student; :func:`grading_report` writes the
+    class's report. Raises only when nbgrader failed for reasons that are not one student's.
+    """
+    problems = inspect_submissions(course, assignment)
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, *extra],
+                          cwd=course, env=env, capture_output=True, text=True, timeout=24 * 3600)
+    log = done.stdout + done.stderr
+    reports = course / "reports" / assignment
+    reports.mkdir(parents=True, exist_ok=True)
+    (reports / "autograde.log").write_text(log)
+    failed = re.findall(rf"There was an error processing assignment '{re.escape(assignment)}' for student '([^']+)'",
+                        log)
+    if done.returncode != 0 and not failed:
+        raise RuntimeError(f"`nbgrader autograde {assignment}` failed with exit code {done.returncode} in "
+                           f"{course}:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    for student in failed:
+        known = [p["detail"] for p in problems.get(student, [])]
+        reason = "; ".join(known) or _failure_reason(log, course, assignment, student)
+        _zero_submission(course, assignment, student)
+        problems.setdefault(student, []).append(
+            {"rule": "submission-problem", "cell": "(notebook)", "line": 0, "severity": "problem",
+             "detail": f"not graded, all cells score 0: {reason}"})
+    (reports / "problems.json").write_text(json.dumps(problems, indent=1, sort_keys=True))
+    return problems
+
+
+def expected_notebooks(course: Path, assignment: str) -> list[str]:
+    """The notebook file names of an assignment, from its source folder."""
+    return sorted(p.name for p in (course / "solutions" / assignment).glob("*.ipynb"))
+
+
+def _grade_ids(path: Path) -> set[str]:
+    nb = nbformat.read(path, as_version=4)
+    return {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
+
+
+def inspect_submissions(course: Path, assignment: str) -> dict[str, list[dict]]:
+    """Check every student's submitted files before grading; fix an unambiguous rename.
+
+    A notebook that is not where nbgrader looks but was saved under another name (a browser
+    download adds `` (1)``) is copied to the expected name when it is the only candidate and
+    carries the assignment's nbgrader cells; the student's file stays as it was. A notebook
+    that is not JSON, or not a notebook, is reported (nbgrader cannot grade it).
+    """
+    expected = expected_notebooks(course, assignment)
+    source_ids = {name: _grade_ids(course / "solutions" / assignment / name) for name in expected}
+    problems: dict[str, list[dict]] = {}
+    for folder in sorted((course / "submitted").glob(f"*/{assignment}")):
+        student = folder.parent.name
+        found = []
+
+        def note(detail: str, cell: str = "(notebook)", found: list = found) -> None:
+            found.append({"rule": "submission-problem", "cell": cell, "line": 0, "severity": "problem",
+                          "detail": detail})
+
+        others = sorted(p.name for p in folder.glob("*.ipynb") if p.name not in expected)
+        for name in expected:
+            path = folder / name
+            if not path.exists():
+                candidates = []
+                for other in others:
+                    try:
+                        if _grade_ids(folder / other) & source_ids[name]:
+                            candidates.append(other)
+                    except Exception:  # noqa: BLE001 (an unreadable file is not a candidate)
+                        continue
+                if len(candidates) == 1:
+                    shutil.copy2(folder / candidates[0], path)
+                    others.remove(candidates[0])
+                    note(f"{name} was submitted as {candidates[0]!r}; graded as {name}", name)
+                else:
+                    extra = f" (found {', '.join(repr(o) for o in others)})" if others else ""
+                    note(f"{name} is missing{extra}; its cells score 0", name)
+                continue
+            try:
+                nb = nbformat.read(path, as_version=4)
+                nbformat.validate(nb)
+            except Exception as error:  # noqa: BLE001 (any reason a file is not a notebook)
+                first = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+                note(f"{name} is not a readable notebook ({type(error).__name__}: {first}); its cells score 0", name)
+        if found:
+            problems[student] = found
+    return problems
+
+
+def _failure_reason(log: str, course: Path, assignment: str, student: str) -> str:
+    marker = f"There was an error processing assignment: {course / 'submitted' / student / assignment}"
+    start = log.find(marker)
+    if start < 0:
+        return "nbgrader could not grade this submission (see reports/autograde.log)"
+    segment = log[start:].split("[AutogradeApp | INFO]")[0]
+    lines = [line.strip() for line in segment.splitlines() if line.strip()]
+    return f"nbgrader could not grade this submission: {lines[-1][:300]}" if lines else "nbgrader failed"
+
+
+def _zero_submission(course: Path, assignment: str, student: str) -> None:
+    """Every grade of the student's submission set to 0 (as nbgrader does for a missing notebook)."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                grade.auto_score = 0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+        gradebook.db.commit()
 
 
 def generate_feedback(course: Path, assignment: str, *extra: str) -> Path:
@@ -201,3 +322,98 @@ def read_results(course: Path, assignment: str) -> dict[str, SubmissionResult]:
                     )
             results[student] = result
     return results
+
+
+def read_findings(course: Path, assignment: str) -> dict[str, list[dict]]:
+    """Every student's integrity findings: the intake's problems and what the autograded notebooks record."""
+    problems_file = course / "reports" / assignment / "problems.json"
+    findings: dict[str, list[dict]] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
+    for path in sorted((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
+        student = path.parent.parent.name
+        nb = nbformat.read(path, as_version=4)
+        for entry in nb.metadata.get("softgrad", {}).get("findings", []):
+            findings.setdefault(student, []).append({**entry, "notebook": path.name})
+    return findings
+
+
+def grading_report(course: Path, assignment: str) -> Path:
+    """Write ``reports/ASSIGNMENT/grading_report.md`` (and ``.json``): scores, problems and flags per student.
+
+    The flags are for a person to look at, not verdicts: a finding of severity "tampering"
+    or "suspicious" is a line of code worth reading; "confirmed" means a test passed in the
+    notebook and failed outside it, and the cell already scores 0.
+    """
+    results = read_results(course, assignment)
+    findings = read_findings(course, assignment)
+    rows = []
+    for student in sorted(set(results) | set(findings)):
+        result = results.get(student)
+        rows.append({
+            "student": student,
+            "score": result.auto_score if result else 0.0,
+            "max_score": result.auto_max_score if result else None,
+            "findings": findings.get(student, []),
+        })
+    folder = course / "reports" / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "grading_report.json").write_text(json.dumps(rows, indent=1))
+    lines = [f"# Grading report: {assignment}", "",
+             "| student | auto score | what to look at |", "|---|---|---|"]
+    for row in rows:
+        notes = "<br>".join(
+            f"**{f['severity']}** `{f['rule']}` in {f['cell']}" + (f" line {f['line']}" if f.get("line") else "")
+            + f": {f['detail'][:200]}".replace("|", "\\|") for f in row["findings"]) or "-"
+        score = f"{row['score']:g} / {row['max_score']:g}" if row["max_score"] is not None else "not graded"
+        lines.append(f"| {row['student']} | {score} | {notes} |")
+    path = folder / "grading_report.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+_LOOK_AT = {"tampering", "confirmed", "suspicious"}
+
+
+def main(arguments: list[str]) -> int:
+    """``softgrad grade ASSIGNMENT``: check the submissions, autograde the class, write the report."""
+    import argparse
+    import time
+
+    parser = argparse.ArgumentParser(
+        prog="softgrad grade",
+        description="Grade every submission of an assignment with nbgrader (the course's safe pipeline from "
+                    "nbgrader_config.py), then write reports/ASSIGNMENT/grading_report.md. Run it in the course "
+                    "directory (the one with nbgrader_config.py), after `nbgrader generate_assignment`.",
+        epilog="Anything after `--` goes to `nbgrader autograde`, e.g. `-- --SafeExecute.timeout=120`.")
+    parser.add_argument("assignment")
+    parser.add_argument("--course", type=Path, default=Path.cwd(), help="the course directory (default: here)")
+    parser.add_argument("--student", help="grade only this student (nbgrader's --student)")
+    parser.add_argument("--force", action="store_true", help="grade again submissions graded before")
+    passthrough: list[str] = []
+    if "--" in arguments:
+        split = arguments.index("--")
+        own, passthrough = arguments[:split], arguments[split + 1:]
+    else:
+        own = arguments
+    options = parser.parse_args(own)
+    course = options.course.resolve()
+    if not (course / "nbgrader_config.py").exists():
+        parser.error(f"{course} has no nbgrader_config.py: run this in the course directory, or pass --course")
+    if not (course / "solutions" / options.assignment).is_dir():
+        parser.error(f"no assignment {options.assignment!r} in {course / 'solutions'}")
+    extra = list(passthrough)
+    if options.student:
+        extra += ["--student", options.student]
+    if options.force:
+        extra.append("--force")
+    started = time.monotonic()
+    problems = autograde(course, options.assignment, *extra)
+    report = grading_report(course, options.assignment)
+    rows = json.loads(report.with_suffix(".json").read_text())
+    flagged = [r["student"] for r in rows if any(f["severity"] in _LOOK_AT for f in r["findings"])]
+    print(f"graded {len(rows)} submission(s) of {options.assignment} in {time.monotonic() - started:.0f} s")
+    if problems:
+        print(f"  problems with the submitted files: {', '.join(sorted(problems))}")
+    if flagged:
+        print(f"  worth a look (integrity flags): {', '.join(flagged)}")
+    print(f"report: {report.relative_to(course) if report.is_relative_to(course) else report}")
+    return 0

@@ -15,6 +15,9 @@ import numpy as np
 __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
+    "linear_cross_entropy",
+    "linear_cross_entropy_and_grad",
+    "logsumexp_of_chunks",
     "log_softmax",
     "logsumexp",
     "predict",
@@ -156,3 +159,28 @@ def sgd_first_step(X: np.ndarray, y: np.ndarray, num_classes: int, lr: float,
     W0, b0 = np.zeros((X.shape[1], num_classes)), np.zeros(num_classes)
     _, dW, db = softmax_regression_loss_and_grad(W0, b0, X, y, reg)
     return W0 - lr * dW, b0 - lr * db
+
+
+def logsumexp_of_chunks(chunks) -> np.ndarray:
+    """The row-wise log-sum-exp of the chunks of columns joined together: what
+    ``online_logsumexp(chunks)`` must return, computed the simple way (all columns at once)."""
+    return logsumexp(np.concatenate([np.asarray(c, dtype=np.float64) for c in chunks], axis=-1), axis=-1)
+
+
+def linear_cross_entropy(h: np.ndarray, W: np.ndarray, target: np.ndarray, chunk_size: int | None = None) -> float:
+    """``cross_entropy(h @ W, target)`` in float64, materialising the logits.
+
+    ``chunk_size`` is accepted and ignored, so that the trusted loss takes the arguments of
+    ``chunked_linear_cross_entropy`` (the value does not depend on how it is computed).
+    """
+    return cross_entropy(np.asarray(h, dtype=np.float64) @ np.asarray(W, dtype=np.float64), target)
+
+
+def linear_cross_entropy_and_grad(h: np.ndarray, W: np.ndarray, target: np.ndarray,
+                                  chunk_size: int | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """``(loss, dh, dW)`` of :func:`linear_cross_entropy`: with ``G = (softmax(h W) - Y) / N``,
+    ``dh = G W^T`` and ``dW = h^T G``."""
+    h, W = np.asarray(h, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    logits = h @ W
+    G = cross_entropy_grad(logits, target)
+    return cross_entropy(logits, target), G @ W.T, h.T @ G

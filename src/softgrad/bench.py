@@ -1,0 +1,579 @@
+"""``softgrad bench``: softmax and cross-entropy measured against the limits of the machine.
+
+Everything is measured in one run on one machine, and every comparison is a ratio of two
+numbers from that run (COURSE_DESIGN section 7):
+
+* **The limits.** A copy bandwidth (``np.copyto`` of the logits into another array, split
+  over the same threads: bytes read plus bytes written, divided by the time) and the time
+  of one ``np.exp`` pass over the logits into a new array, on the same threads. On a GPU,
+  the bandwidth of ``Tensor.copy_``.
+* **The implementations.** Softmax with its vector-Jacobian product, and softmax
+  cross-entropy, each forward and backward: naive NumPy, stable NumPy, the course's fused
+  NumPy version (:mod:`softgrad.scale`), PyTorch eager on the CPU, ``torch.compile`` where
+  it works, and the same PyTorch rows on every GPU PyTorch can see.
+* **For each row:** the median time, the bytes a fused kernel must move divided by that
+  time (and that as a fraction of the measured copy bandwidth), the time in units of the
+  exp pass, and the speed-up over PyTorch eager.
+* **The Jacobian against the VJP** as ``n`` grows (time and peak memory), and the peak
+  memory of cross-entropy over a large vocabulary, naive against chunked.
+
+Timings are medians over repeats after warm-up calls; the implementations of one table take
+turns in every repeat (round robin), so a slow moment of the machine hits them all alike.
+Nothing here asserts a time: the tests check the structure and the arithmetic of the report.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+import numpy as np
+
+from softgrad import scale
+from softgrad.measure import peak_memory
+
+__all__ = [
+    "PRESETS",
+    "Preset",
+    "Progress",
+    "format_report",
+    "measure_limits",
+    "round_robin_medians",
+    "run",
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    """The sizes and repeats of one benchmark run."""
+
+    name: str
+    rows: int  # N: rows of logits (CPU tables)
+    classes: int  # C: classes per row
+    repeats: int
+    warmup: int
+    jacobian_sizes: tuple[int, ...]
+    vocabulary: int  # V of the large-vocabulary cross-entropy
+    vocab_rows: int  # N there
+    hidden: int  # D there
+    chunk_sizes: tuple[int, ...]
+    gpu_rows: int  # the GPU tables use a working set well above the L2 cache of any GPU
+    gpu_classes: int
+    compile: bool  # torch.compile rows (each costs tens of seconds of compilation on a CPU)
+
+
+PRESETS = {
+    # a few seconds: used by the book build and the tests
+    "quick": Preset("quick", rows=1024, classes=1024, repeats=5, warmup=1, jacobian_sizes=(16, 64, 256, 1024),
+                    vocabulary=32768, vocab_rows=128, hidden=64, chunk_sizes=(1024, 4096),
+                    gpu_rows=4096, gpu_classes=16384, compile=False),
+    # a few minutes on two cores: the numbers the chapter's closing note reports
+    "full": Preset("full", rows=4096, classes=4096, repeats=15, warmup=2,
+                   jacobian_sizes=(16, 64, 256, 1024, 2048, 4096), vocabulary=131072, vocab_rows=256, hidden=128,
+                   chunk_sizes=(1024, 4096, 16384), gpu_rows=16384, gpu_classes=16384, compile=True),
+}
+
+
+class Progress:
+    """A one-line progress bar on a stream (stderr), redrawn in place; silent when ``stream`` is None."""
+
+    def __init__(self, total: int, stream: TextIO | None = None, width: int = 28) -> None:
+        self.total, self.done, self.stream, self.width = max(1, total), 0, stream, width
+        self.start = time.perf_counter()
+
+    def step(self, label: str) -> None:
+        """Count one finished step, described by ``label``."""
+        self.done = min(self.total, self.done + 1)
+        if self.stream is None:
+            return
+        filled = round(self.width * self.done / self.total)
+        bar = "#" * filled + "." * (self.width - filled)
+        line = f"[{bar}] {self.done}/{self.total} {time.perf_counter() - self.start:5.1f}s {label}"
+        end = "\n" if self.done == self.total else ""
+        if self.stream.isatty():
+            self.stream.write("\r\x1b[2K" + line[:110] + end)
+        else:  # a log file: one line per step, no control characters
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def round_robin_medians(functions: dict[str, Callable[[], object]], *, repeats: int, warmup: int) -> dict[str, float]:
+    """Median seconds of each function; in every repeat each function runs once, in turn.
+
+    ``warmup`` untimed calls of each come first. A function that must wait for a device
+    (a GPU) does so itself, before it returns.
+    """
+    for function in functions.values():
+        for _ in range(warmup):
+            function()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def measure_limits(shape: tuple[int, int], dtype: np.dtype | type, threads: int, *, repeats: int,
+                   warmup: int) -> dict[str, float]:
+    """The copy bandwidth and the exp-pass time of this machine, for an array of ``shape``.
+
+    Both run on ``threads`` threads over row ranges, like the fused kernels. The exp pass
+    writes a new array (as ``np.exp(z)`` does, and as the kernels return a new gradient);
+    the copy writes into an array allocated once, the fastest a plain copy goes.
+    """
+    z = np.random.default_rng(0).standard_normal(shape).astype(dtype)
+    target = np.empty_like(z)
+    target.fill(0)  # touch every page once, outside the timing
+
+    def copy() -> None:
+        scale._run_on_row_ranges(lambda a, b: np.copyto(target[a:b], z[a:b]), z.shape[0], threads)
+
+    def exp_pass() -> np.ndarray:
+        out = np.empty_like(z)
+        scale._run_on_row_ranges(lambda a, b: np.exp(z[a:b], out=out[a:b]), z.shape[0], threads)
+        return out
+
+    medians = round_robin_medians({"copy": copy, "exp": exp_pass}, repeats=repeats, warmup=warmup)
+    return {"copy_seconds": medians["copy"], "copy_bytes": 2 * z.nbytes,
+            "copy_bandwidth": 2 * z.nbytes / medians["copy"], "exp_seconds": medians["exp"]}
+
+
+@dataclass
+class Row:
+    """One implementation in a table: its median time and what that time means."""
+
+    name: str
+    seconds: float | None
+    note: str = ""
+    bandwidth: float | None = None  # bytes that must move / seconds
+    copy_fraction: float | None = None  # bandwidth / the measured copy bandwidth
+    exp_ratio: float | None = None  # seconds / the exp pass
+    speedup_vs_torch: float | None = None  # PyTorch eager's seconds / seconds
+
+
+@dataclass
+class Table:
+    """Implementations of one computation on one device, with the limits they are held against."""
+
+    title: str
+    operation: str  # "cross_entropy" or "softmax"
+    device: str
+    shape: tuple[int, int]
+    dtype: str
+    threads: int
+    bytes_moved: int  # what a fused kernel must read and write
+    limits: dict[str, float]
+    rows: list[Row] = field(default_factory=list)
+
+    def finish(self) -> None:
+        """Fill in every row's derived numbers from its time and the table's limits."""
+        eager = next((r.seconds for r in self.rows if r.name.startswith("PyTorch eager") and r.seconds), None)
+        for row in self.rows:
+            if row.seconds is None:
+                continue
+            row.bandwidth = self.bytes_moved / row.seconds
+            row.copy_fraction = row.bandwidth / self.limits["copy_bandwidth"]
+            if "exp_seconds" in self.limits:
+                row.exp_ratio = row.seconds / self.limits["exp_seconds"]
+            if eager is not None:
+                row.speedup_vs_torch = eager / row.seconds
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _compiled(torch, function: Callable[..., object]) -> tuple[Callable[..., object] | None, str]:
+    """``torch.compile(function)``, or None and the reason it is not available."""
+    try:
+        return torch.compile(function), ""
+    except Exception as error:  # compile is optional: any failure is reported, not raised
+        return None, f"not available: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+
+
+def _torch_rows(torch, operation: str, logits_np: np.ndarray, extra_np: np.ndarray, device, *,
+                compile: bool) -> dict[str, Callable[[], object] | str]:
+    """The PyTorch implementations of ``operation`` on ``device``: callables that wait for the device,
+    or a string saying why one is not available."""
+    import torch.nn.functional as F
+
+    from softgrad.torchtools import synchronize
+
+    logits = torch.from_numpy(logits_np).to(device)
+    if operation == "cross_entropy":
+        target = torch.from_numpy(extra_np).to(device)
+
+        def autograd_step(function):
+            def step():
+                z = logits.detach().requires_grad_(True)
+                function(z, target).backward()
+                synchronize(device)
+                return z.grad
+            return step
+
+        def by_hand(function):
+            def step():
+                result = function(logits, target)
+                synchronize(device)
+                return result
+            return step
+
+        rows: dict[str, Callable[[], object] | str] = {
+            "PyTorch eager F.cross_entropy": autograd_step(F.cross_entropy),
+            "PyTorch eager, fused by hand": by_hand(scale.torch_softmax_cross_entropy_fused),
+        }
+        if compile:
+            compiled, why = _compiled(torch, F.cross_entropy)
+            rows["torch.compile F.cross_entropy"] = autograd_step(compiled) if compiled else why
+            compiled, why = _compiled(torch, scale.torch_softmax_cross_entropy_fused)
+            rows["torch.compile, fused by hand"] = by_hand(compiled) if compiled else why
+        return rows
+
+    upstream = torch.from_numpy(extra_np).to(device)
+
+    def softmax_step(function):
+        def step():
+            z = logits.detach().requires_grad_(True)
+            p = function(z)
+            p.backward(upstream)
+            synchronize(device)
+            return p, z.grad
+        return step
+
+    def softmax(z):
+        return torch.softmax(z, dim=1)
+
+    rows = {"PyTorch eager softmax": softmax_step(softmax)}
+    if compile:
+        compiled, why = _compiled(torch, softmax)
+        rows["torch.compile softmax"] = softmax_step(compiled) if compiled else why
+    return rows
+
+
+def _safe(function: Callable[[], object]) -> tuple[Callable[[], object] | None, str]:
+    """Run ``function`` once; return it if it works, else None and the reason (reported in the table)."""
+    try:
+        function()
+    except Exception as error:
+        return None, f"not available: {type(error).__name__}: {str(error).splitlines()[0][:120]}"
+    return function, ""
+
+
+def _cpu_table(operation: str, preset: Preset, dtype: np.dtype, threads: int, limits: dict[str, float],
+               torch, progress: Progress) -> Table:
+    rng = np.random.default_rng(1)
+    n, c = preset.rows, preset.classes
+    logits = (3 * rng.standard_normal((n, c))).astype(dtype)
+    if operation == "cross_entropy":
+        extra = rng.integers(0, c, size=n)
+        numpy_rows = {
+            "naive NumPy": lambda: scale.softmax_cross_entropy_naive(logits, extra),
+            "stable NumPy (chapter 3)": lambda: scale.softmax_cross_entropy_stable(logits, extra),
+            "fused NumPy, 1 thread": lambda: scale.softmax_cross_entropy_fused(logits, extra, threads=1),
+            "fused NumPy, always shifting": lambda: scale.softmax_cross_entropy_fused(
+                logits, extra, threads=threads, always_shift=True),
+            f"fused NumPy, {threads} threads": lambda: scale.softmax_cross_entropy_fused(
+                logits, extra, threads=threads),
+        }
+        bytes_moved = 2 * logits.nbytes + extra.nbytes  # read logits and targets, write the gradient
+        title = "softmax cross-entropy, forward + backward"
+    else:
+        extra = rng.standard_normal((n, c)).astype(dtype)
+        numpy_rows = {
+            "naive NumPy": lambda: scale.softmax_forward_backward_naive(logits, extra),
+            "stable NumPy (chapters 1-2)": lambda: scale.softmax_forward_backward_stable(logits, extra),
+            "fused NumPy, 1 thread": lambda: scale.softmax_forward_backward_fused(logits, extra, threads=1),
+            f"fused NumPy, {threads} threads": lambda: scale.softmax_forward_backward_fused(
+                logits, extra, threads=threads),
+        }
+        bytes_moved = 4 * logits.nbytes  # read z and g, write p and dz
+        title = "softmax and its VJP, forward + backward"
+    table = Table(title, operation, "cpu", (n, c), np.dtype(dtype).name, threads, bytes_moved, limits)
+    runnable: dict[str, Callable[[], object]] = {}
+    notes: dict[str, str] = {}
+    candidates: dict[str, Callable[[], object] | str] = dict(numpy_rows)
+    if torch is None:
+        notes["PyTorch eager"] = "not available: PyTorch is not installed (pip install torch)"
+    else:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        candidates.update(_torch_rows(torch, operation, logits, extra, torch.device("cpu"), compile=preset.compile))
+    try:
+        with np.errstate(over="ignore", invalid="ignore"):  # the naive rows overflow on purpose elsewhere
+            for name, candidate in candidates.items():
+                if isinstance(candidate, str):
+                    notes[name] = candidate
+                    continue
+                function, why = _safe(candidate)  # also the first compilation of torch.compile
+                if function is None:
+                    notes[name] = why
+                else:
+                    runnable[name] = function
+            progress.step(f"{operation}: warming up")
+            medians = round_robin_medians(runnable, repeats=preset.repeats, warmup=preset.warmup)
+    finally:
+        if torch is not None:
+            torch.set_num_threads(previous)
+    table.rows = [Row(name, medians.get(name), notes.get(name, ""))
+                  for name in [*candidates, *(k for k in notes if k not in candidates)]]
+    table.finish()
+    progress.step(f"{operation}: measured")
+    return table
+
+
+def _gpu_tables(torch, preset: Preset, progress: Progress) -> tuple[list[Table], list[str]]:
+    """The PyTorch rows on every GPU PyTorch can see, against a measured ``copy_`` bandwidth."""
+    from softgrad.torchtools import describe_device, device_time
+
+    devices = []
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    if torch.backends.mps.is_available():
+        devices.append(torch.device("mps"))
+    if not devices:
+        return [], ["no GPU: PyTorch sees neither CUDA nor MPS, so the GPU tables are empty"]
+    tables = []
+    rng = np.random.default_rng(2)
+    n, c = preset.gpu_rows, preset.gpu_classes
+    logits = (3 * rng.standard_normal((n, c))).astype(np.float32)
+    target = rng.integers(0, c, size=n)
+    for device in devices:
+        source = torch.from_numpy(logits).to(device)
+        destination = torch.empty_like(source)
+        copy_seconds = device_time(lambda s=source, d=destination: d.copy_(s), device,
+                                   repeats=preset.repeats, warmup=preset.warmup)
+        # copy_ reads and writes every byte once: the bandwidth a memory-bound kernel can hope for
+        limits = {"copy_seconds": copy_seconds, "copy_bytes": 2 * logits.nbytes,
+                  "copy_bandwidth": 2 * logits.nbytes / copy_seconds}
+        del source, destination
+        table = Table("softmax cross-entropy, forward + backward", "cross_entropy", describe_device(device),
+                      (n, c), "float32", 0, 2 * logits.nbytes + target.nbytes, limits)
+        candidates = _torch_rows(torch, "cross_entropy", logits, target, device, compile=preset.compile)
+        runnable, notes = {}, {}
+        for name, candidate in candidates.items():
+            if isinstance(candidate, str):
+                notes[name] = candidate
+                continue
+            function, why = _safe(candidate)
+            if function is None:
+                notes[name] = why
+            else:
+                runnable[name] = function
+        medians = round_robin_medians(runnable, repeats=preset.repeats, warmup=preset.warmup)
+        table.rows = [Row(name, medians.get(name), notes.get(name, "")) for name in candidates]
+        table.finish()
+        tables.append(table)
+        progress.step(f"{device.type}: measured")
+    return tables, []
+
+
+def _jacobian_vjp(z: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """The VJP through the explicit Jacobian: ``g @ (diag(p) - p p^T)``, n^2 memory."""
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return g @ (np.diag(p) - np.outer(p, p))
+
+
+def _vjp(z: np.ndarray, g: np.ndarray) -> np.ndarray:
+    p = np.exp(z - z.max())
+    p /= p.sum()
+    return p * (g - g @ p)
+
+
+def jacobian_against_vjp(sizes: tuple[int, ...], *, repeats: int, warmup: int,
+                         progress: Progress | None = None) -> list[dict[str, float]]:
+    """For each ``n``: time and peak memory of the VJP of one softmax row (float64), through the
+    explicit ``n x n`` Jacobian and directly as ``p * (g - <g, p>)``; and their largest difference."""
+    progress = progress or Progress(1)
+    results = []
+    rng = np.random.default_rng(3)
+    for n in sizes:
+        z, g = rng.standard_normal(n), rng.standard_normal(n)
+        medians = round_robin_medians({"jacobian": lambda z=z, g=g: _jacobian_vjp(z, g),
+                                       "vjp": lambda z=z, g=g: _vjp(z, g)}, repeats=repeats, warmup=warmup)
+        through_jacobian, jacobian_peak = peak_memory(_jacobian_vjp, z, g)
+        direct, vjp_peak = peak_memory(_vjp, z, g)
+        results.append({"n": n, "jacobian_seconds": medians["jacobian"], "vjp_seconds": medians["vjp"],
+                        "jacobian_peak_bytes": jacobian_peak, "vjp_peak_bytes": vjp_peak,
+                        "max_difference": float(np.max(np.abs(through_jacobian - direct)))})
+        progress.step(f"Jacobian against VJP, n = {n}")
+    return results
+
+
+def vocabulary_memory(rows: int, hidden: int, vocabulary: int, chunk_sizes: tuple[int, ...], *,
+                      progress: Progress | None = None) -> list[dict[str, float]]:
+    """Peak memory and time of ``mean CE(h @ W)`` with its gradients (float32): the naive version
+    that materialises the ``(N, V)`` logits, and the chunked one for each chunk size."""
+    progress = progress or Progress(1)
+    rng = np.random.default_rng(4)
+    h = rng.standard_normal((rows, hidden)).astype(np.float32)
+    W = (rng.standard_normal((hidden, vocabulary)) / np.sqrt(hidden)).astype(np.float32)
+    target = rng.integers(0, vocabulary, size=rows)
+    candidates: list[tuple[str, int | None, Callable[..., object]]] = [
+        ("naive", None, scale.linear_cross_entropy_naive)]
+    candidates += [(f"chunked, {k}", k, lambda h, W, t, k=k: scale.chunked_linear_cross_entropy(h, W, t, k))
+                   for k in chunk_sizes]
+    results, baseline = [], None
+    for name, chunk, function in candidates:
+        (loss, dh, dW), peak = peak_memory(function, h, W, target)
+        # timed apart from the memory measurement, which slows every allocation down
+        seconds = round_robin_medians({name: lambda f=function: f(h, W, target)}, repeats=3, warmup=0)[name]
+        if baseline is None:
+            baseline = (loss, dh, dW)
+        results.append({
+            "name": name, "chunk_size": chunk, "peak_bytes": peak, "seconds": seconds,
+            "logits_bytes": rows * vocabulary * 4, "outputs_bytes": dh.nbytes + dW.nbytes,
+            "max_difference": max(abs(loss - baseline[0]), float(np.max(np.abs(dh - baseline[1]))),
+                                  float(np.max(np.abs(dW - baseline[2])))),
+        })
+        progress.step(f"large vocabulary: {name}")
+    return results
+
+
+def run(preset: str | Preset = "quick", *, threads: int | None = None, dtype: str = "float32",
+        compile: bool | None = None, gpu: bool = True, progress: TextIO | None = None) -> dict:
+    """Run the benchmark and return its report as a dict (what ``--json`` writes).
+
+    ``preset`` is ``"quick"`` (seconds; the book and the tests) or ``"full"`` (minutes);
+    ``threads`` defaults to every available core; ``compile`` overrides the preset's
+    ``torch.compile`` rows; ``progress`` is a stream for the progress bar (None: silent).
+    """
+    chosen = PRESETS[preset] if isinstance(preset, str) else preset
+    if compile is not None:
+        chosen = Preset(**{**asdict(chosen), "compile": compile})
+    threads = threads or scale.available_threads()
+    float_type = np.dtype(dtype)
+    torch = _torch()
+    steps = 1 + 2 * 2 + len(chosen.jacobian_sizes) + 1 + len(chosen.chunk_sizes)
+    if torch is not None and gpu:
+        steps += int(torch.cuda.is_available()) + int(torch.backends.mps.is_available())
+    bar = Progress(steps, progress)
+
+    limits = measure_limits((chosen.rows, chosen.classes), float_type, threads, repeats=chosen.repeats,
+                            warmup=chosen.warmup)
+    bar.step("limits: copy bandwidth and exp pass")
+    tables = [_cpu_table(op, chosen, float_type, threads, limits, torch, bar) for op in ("cross_entropy", "softmax")]
+    notes = []
+    if torch is None:
+        notes.append("PyTorch is not installed: the PyTorch rows are skipped (pip install torch)")
+    elif gpu:
+        gpu_tables, gpu_notes = _gpu_tables(torch, chosen, bar)
+        tables += gpu_tables
+        notes += gpu_notes
+    jacobian = jacobian_against_vjp(chosen.jacobian_sizes, repeats=chosen.repeats, warmup=chosen.warmup,
+                                    progress=bar)
+    vocabulary = vocabulary_memory(chosen.vocab_rows, chosen.hidden, chosen.vocabulary, chosen.chunk_sizes,
+                                   progress=bar)
+    report = {
+        "preset": asdict(chosen),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "numpy": np.__version__,
+                    "torch": getattr(torch, "__version__", None), "threads": threads},
+        "limits": limits,
+        "tables": [asdict(t) for t in tables],
+        "jacobian": jacobian,
+        "vocabulary": vocabulary,
+        "notes": notes,
+    }
+    return json.loads(json.dumps(report))  # plain JSON values (lists, not tuples): what --json writes
+
+
+def _number(value: float | None, pattern: str) -> str:
+    return "-" if value is None else format(value, pattern)
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def format_report(report: dict) -> str:
+    """The report as plain-text tables, for a terminal."""
+    out = []
+    limits = report["limits"]
+    machine = report["machine"]
+    out.append(f"softgrad bench ({report['preset']['name']}): {machine['processor']}, {machine['threads']} threads, "
+               f"NumPy {machine['numpy']}, PyTorch {machine['torch'] or 'not installed'}")
+    out.append(f"limits: copy {limits['copy_bandwidth'] / 1e9:.1f} GB/s ({_bytes(limits['copy_bytes'])} "
+               f"in {1e3 * limits['copy_seconds']:.2f} ms); one np.exp pass {1e3 * limits['exp_seconds']:.2f} ms")
+    for table in report["tables"]:
+        n, c = table["shape"]
+        out.append("")
+        out.append(f"{table['title']}, {table['dtype']} {n} x {c}, on {table['device']}"
+                   + (f", {table['threads']} threads" if table["threads"] else "")
+                   + f": a fused kernel moves {_bytes(table['bytes_moved'])}")
+        if table["device"] != "cpu":
+            out.append(f"  copy_ bandwidth {table['limits']['copy_bandwidth'] / 1e9:.0f} GB/s")
+        out.append(f"  {'implementation':34s} {'median ms':>10s} {'GB/s':>7s} {'of copy':>8s} {'x exp':>7s} "
+                   f"{'vs eager':>9s}")
+        for row in table["rows"]:
+            if row["seconds"] is None:
+                out.append(f"  {row['name']:34s} {row['note']}")
+                continue
+            out.append(f"  {row['name']:34s} {1e3 * row['seconds']:10.2f} {row['bandwidth'] / 1e9:7.1f} "
+                       f"{_number(row['copy_fraction'], '8.0%')} {_number(row['exp_ratio'], '7.2f')} "
+                       f"{_number(row['speedup_vs_torch'], '8.2f')}x")
+    out.append("")
+    out.append("softmax VJP of one row (float64): through the n x n Jacobian against p * (g - <g, p>)")
+    out.append(f"  {'n':>6s} {'Jacobian ms':>12s} {'VJP ms':>9s} {'ratio':>8s} {'Jacobian peak':>14s} "
+               f"{'VJP peak':>10s}")
+    for entry in report["jacobian"]:
+        out.append(f"  {entry['n']:6d} {1e3 * entry['jacobian_seconds']:12.3f} {1e3 * entry['vjp_seconds']:9.4f} "
+                   f"{entry['jacobian_seconds'] / entry['vjp_seconds']:8.0f} "
+                   f"{_bytes(entry['jacobian_peak_bytes']):>14s} {_bytes(entry['vjp_peak_bytes']):>10s}")
+    if report["vocabulary"]:
+        first = report["vocabulary"][0]
+        out.append("")
+        out.append(f"cross-entropy over a large vocabulary with gradients (float32): logits "
+                   f"{_bytes(first['logits_bytes'])}, outputs dh and dW {_bytes(first['outputs_bytes'])}")
+        out.append(f"  {'version':18s} {'peak memory':>12s} {'seconds':>8s} {'max difference':>15s}")
+        for entry in report["vocabulary"]:
+            out.append(f"  {entry['name']:18s} {_bytes(entry['peak_bytes']):>12s} {entry['seconds']:8.3f} "
+                       f"{entry['max_difference']:15.1e}")
+    for note in report["notes"]:
+        out.append(f"note: {note}")
+    return "\n".join(out)
+
+
+def main(arguments: list[str] | None = None) -> int:
+    """``softgrad bench [--quick | --full] [--threads N] [--json PATH] [--no-compile] [--no-gpu]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="softgrad bench", description=__doc__.splitlines()[0])
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_const", const="quick", dest="preset",
+                      help="small sizes, a few seconds (what the book and the tests run)")
+    size.add_argument("--full", action="store_const", const="full", dest="preset",
+                      help="4096 x 4096 logits, a few minutes (the default)")
+    parser.add_argument("--threads", type=int, default=None, help="threads for the CPU rows (default: every core)")
+    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--json", metavar="PATH", help="also write the report as JSON to PATH")
+    parser.add_argument("--compile", dest="compile", action="store_true", default=None,
+                        help="include torch.compile rows (default: in --full only)")
+    parser.add_argument("--no-compile", dest="compile", action="store_false", help="skip the torch.compile rows")
+    parser.add_argument("--no-gpu", dest="gpu", action="store_false", help="skip the GPU tables")
+    options = parser.parse_args(arguments)
+    report = run(options.preset or "full", threads=options.threads, dtype=options.dtype, compile=options.compile,
+                 gpu=options.gpu, progress=sys.stderr)
+    print(format_report(report))
+    if options.json:
+        with open(options.json, "w") as file:
+            json.dump(report, file, indent=2)
+            file.write("\n")
+        print(f"wrote {options.json}")
+    return 0

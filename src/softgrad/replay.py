@@ -1,0 +1,174 @@
+"""Re-run a graded notebook's test cells outside the student's kernel.
+
+While nbgrader runs a notebook, the student's code and the tests share one Python process:
+code in a solution cell can rebind ``np.allclose``, replace the course's checks, silence
+tracebacks or read the tests' expected values, and a test that should fail then passes. So
+after the notebook has run, the grader re-runs every test cell here, in a fresh trusted
+process: the provided cells (setup, given functions) run in this process, the student's cells
+run in a :class:`~softgrad.sandbox.Sandbox`, and each name the student defined is bound to a
+:class:`~softgrad.sandbox.Proxy`. The test cells, restored by nbgrader from the gradebook,
+then run exactly as written, against NumPy and checks that the student's code never touched.
+
+Each test cell gets one of three outcomes: ``pass``, ``fail`` (with the message), or
+``unverifiable`` (the cell hands the student's function something that cannot cross the
+process boundary, or uses a check that only makes sense in the student's own process, such
+as counting the lines it runs). :class:`softgrad.grading.VerifyOutsideKernel` keeps the lower
+of the two grades, so this re-run can take points away that the notebook run gave, never add
+any.
+
+Run as ``python -m softgrad.replay`` with a request as JSON on stdin; the answer is JSON on
+stdout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sys
+import traceback
+from pathlib import Path
+
+__all__ = ["cell_kind", "in_kernel_only", "replay_notebook"]
+
+_UNVERIFIABLE: list[str] = []
+
+
+def in_kernel_only(function: object, check: str) -> bool:
+    """True (and the running test cell is marked unverifiable) when ``function`` is a sandbox proxy.
+
+    Checks that watch the student's code from the inside (counting the lines it runs, watching
+    which provided functions it calls) cannot do that across a process boundary; they call this
+    first and skip themselves in the re-run, so that the notebook run's result stands.
+    """
+    if getattr(function, "__softgrad_proxy__", False):
+        _UNVERIFIABLE.append(f"{check} watches the code from inside its own process")
+        return True
+    return False
+
+
+def cell_kind(cell: dict) -> str | None:
+    """``"test"``, ``"provided"`` (locked code the course wrote) or ``"student"``; None for non-code cells."""
+    if cell.get("cell_type") != "code":
+        return None
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    if meta.get("grade") and not meta.get("solution"):
+        return "test"
+    if meta.get("locked") and not meta.get("solution"):
+        return "provided"
+    return "student"
+
+
+def _first_line(text: str, limit: int = 1500) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[:limit] + " ..."
+
+
+def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb: int,
+                    forbidden_modules: tuple[str, ...]) -> dict:
+    """Re-run the test cells of an executed notebook (a dict in nbformat 4); see the module docstring."""
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from softgrad.sandbox import Sandbox, SandboxDied, Unverifiable
+
+    cells = [(cell_kind(c), c) for c in nb["cells"]]
+    results: dict[str, dict] = {}
+    notes: list[str] = []
+    shell = InteractiveShell.instance()
+    namespace = shell.user_ns
+    provided: set[str] = set()
+    sandbox = None
+    # In notebook order, as the kernel ran them: a cell that loops or exits costs what comes
+    # after it, not the tests that ran before.
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.redirect_stdout(io.StringIO()))
+        stack.enter_context(contextlib.redirect_stderr(io.StringIO()))
+        try:
+            sandbox = stack.enter_context(Sandbox(cwd=cwd, call_timeout=call_timeout, memory_limit_mb=memory_limit_mb,
+                                                  forbidden_modules=forbidden_modules))
+        except SandboxDied as died:
+            notes.append(f"sandbox: {died}")
+        for kind, cell in cells:
+            if kind in ("student", "provided") and sandbox is not None:
+                try:
+                    sandbox.run_cell(kind, _source(cell))
+                except SandboxDied:
+                    pass  # the tests that follow say so
+            if kind == "provided":
+                before = {k: id(v) for k, v in namespace.items()}
+                outcome = shell.run_cell(_source(cell), store_history=False, silent=True)
+                provided |= {k for k, v in namespace.items() if before.get(k) != id(v)}
+                if not outcome.success:
+                    notes.append(f"provided cell {_grade_id(cell)} failed in the re-run: "
+                                 f"{outcome.error_in_exec or outcome.error_before_exec!r}")
+            if kind != "test":
+                continue
+            grade_id = _grade_id(cell)
+            if sandbox is None or sandbox.dead_reason:
+                reason = sandbox.dead_reason if sandbox is not None else notes[-1]
+                results[grade_id] = {"outcome": "fail", "message": f"SandboxDied: {reason}"}
+                continue
+            try:
+                _bind_student_names(namespace, sandbox, provided)
+            except SandboxDied as died:
+                results[grade_id] = {"outcome": "fail", "message": f"SandboxDied: {died}"}
+                continue
+            _UNVERIFIABLE.clear()
+            outcome = shell.run_cell(_source(cell), store_history=False, silent=True)
+            error = outcome.error_in_exec or outcome.error_before_exec
+            if isinstance(error, Unverifiable) or _UNVERIFIABLE:
+                reason = str(error) if isinstance(error, Unverifiable) else _UNVERIFIABLE[0]
+                results[grade_id] = {"outcome": "unverifiable", "message": reason}
+            elif error is None:
+                results[grade_id] = {"outcome": "pass", "message": ""}
+            else:
+                results[grade_id] = {"outcome": "fail", "message": _first_line(f"{type(error).__name__}: {error}")}
+    if sandbox is not None:
+        notes += [f"sandbox {e}" for e in sandbox.cell_errors[:5]]
+    return {"cells": results, "notes": notes}
+
+
+def _bind_student_names(namespace: dict, sandbox, provided: set[str]) -> None:
+    """A proxy for each function the student defined, and a copy of each plain value."""
+    from softgrad.sandbox import Proxy
+
+    for name, is_callable in sandbox.names().items():
+        if name in provided:
+            continue  # the tests use the course's version of a provided name
+        if is_callable:
+            if not isinstance(namespace.get(name), Proxy):
+                namespace[name] = Proxy(sandbox, name)
+        else:
+            try:
+                namespace[name] = sandbox.get(name)
+            except Exception:  # noqa: BLE001 (not plain data: a test that uses it cannot be re-run)
+                namespace.pop(name, None)
+
+
+def _source(cell: dict) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else source
+
+
+def _grade_id(cell: dict) -> str:
+    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "?")
+
+
+def main() -> None:
+    request = json.load(sys.stdin)
+    try:
+        answer = replay_notebook(request["notebook"], cwd=Path(request["cwd"]),
+                                 call_timeout=request["call_timeout"], memory_limit_mb=request["memory_limit_mb"],
+                                 forbidden_modules=tuple(request["forbidden_modules"]))
+    except Exception:  # a bug on the trusted side: nothing is verified, the notebook run stands
+        answer = {"error": traceback.format_exc()[-3000:]}
+    sys.__stdout__.write(json.dumps(answer))
+    sys.__stdout__.flush()
+
+
+if __name__ == "__main__":
+    # Through the package's module, so that in_kernel_only() (called by the checks) and the
+    # replay share one list of reasons.
+    from softgrad.replay import main as _main
+
+    _main()

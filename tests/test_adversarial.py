@@ -1,0 +1,144 @@
+"""The adversarial suite: a class of broken, hostile and gaming submissions, graded in one real run.
+
+Every case in ``tests/adversarial.py`` must get its expected score (never more than earned),
+the instructor must see the reason, and the honest students graded in the same run keep
+full marks.
+"""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+from adversarial import ASSIGNMENT, CASES, FULL, HONEST_STUDENTS, NBGRADER_ARGS, NOTEBOOK, write
+from conftest import REPO
+
+from softgrad import autograde
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("adversarial")]
+_GRADED = {}
+
+
+@pytest.fixture(scope="module")
+def adversarial_class(tmp_path_factory):
+    """The whole adversarial class graded once: results, findings, report."""
+    if "class" not in _GRADED:
+        course = autograde.make_course(tmp_path_factory.mktemp("adversarial"), REPO, [ASSIGNMENT])
+        release = autograde.generate_assignment(course, ASSIGNMENT)
+        answers = autograde.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
+        for student in HONEST_STUDENTS:
+            write(autograde.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / student / ASSIGNMENT)
+        for case in CASES:
+            case.build(autograde.fill_notebook(release / NOTEBOOK, answers),
+                       course / "submitted" / case.name / ASSIGNMENT)
+        autograde.autograde(course, ASSIGNMENT, *NBGRADER_ARGS)
+        _GRADED["class"] = (course, autograde.read_results(course, ASSIGNMENT),
+                            autograde.read_findings(course, ASSIGNMENT), autograde.grading_report(course, ASSIGNMENT))
+    return _GRADED["class"]
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_adversarial_case_gets_its_expected_outcome(case, adversarial_class):
+    _, results, findings, _ = adversarial_class
+    result = results.get(case.name)
+    score = result.auto_score if result else 0.0
+    found = findings.get(case.name, [])
+    shown = _flat((result.output_of_failed_cells() if result else "") + " "
+                  + " ".join(f["detail"] for f in found))
+    assert score == case.score, (
+        f"{case.name}: scored {score}, the rules say {case.score} ({case.outcome}).\n"
+        f"failed cells: {result.failed_cells() if result else 'not graded'}\n{shown[:3000]}")
+    if case.says:
+        assert _flat(case.says) in shown, (
+            f"{case.name}: the instructor should see {case.says!r}; shown:\n{shown[:3000]}")
+    rules = {f["rule"] for f in found}
+    assert case.flags <= rules, f"{case.name}: expected the flags {case.flags}, the report has {rules}"
+
+
+def test_honest_students_in_the_same_run_keep_full_marks_and_no_flags(adversarial_class):
+    _, results, findings, _ = adversarial_class
+    for student in HONEST_STUDENTS:
+        assert results[student].auto_score == FULL, f"{student} lost points: {results[student].failed_cells()}"
+        assert not findings.get(student), f"{student} was flagged: {findings[student]}"
+
+
+def test_no_case_scores_more_than_the_model_solution(adversarial_class):
+    _, results, _, _ = adversarial_class
+    inflated = {c.name: results[c.name].auto_score for c in CASES
+                if c.name in results and results[c.name].auto_score > FULL}
+    assert not inflated
+
+
+def test_the_grading_report_lists_every_student_with_a_reason(adversarial_class):
+    course, _, _, report = adversarial_class
+    text = report.read_text()
+    for case in CASES:
+        assert re.search(rf"^\| {case.name} \|", text, re.M), f"{case.name} is missing from {report}"
+    assert "| corrupted_notebook | 0 / 15 |" in text
+    assert "not a readable notebook" in text
+
+
+def test_regrading_a_student_changes_no_one_elses_grades(adversarial_class):
+    """A second run for one student (nbgrader --force) leaves the gradebook's other grades as they were."""
+    course, before, _, _ = adversarial_class
+    autograde.autograde(course, ASSIGNMENT, *NBGRADER_ARGS, "--student", "rebinds_allclose", "--force")
+    after = autograde.read_results(course, ASSIGNMENT)
+    assert {s: r.auto_score for s, r in after.items()} == {s: r.auto_score for s, r in before.items()}
+
+
+def test_the_feedback_shows_the_reason_but_not_the_hidden_tests(adversarial_class):
+    course, _, _, _ = adversarial_class
+    feedback = autograde.generate_feedback(course, ASSIGNMENT, "--student", "calls_reference", "--force")
+    html = next((feedback / "calls_reference" / ASSIGNMENT).glob("*.html")).read_text()
+    assert "GradingIntegrityError" in html and "answer key" in html
+    assert "BEGIN HIDDEN TESTS" not in html and "default_rng(101)" not in html
+
+
+def test_a_broken_notebook_is_reported_before_grading(tmp_path):
+    """The intake alone: a cut-off notebook and a renamed one, without running nbgrader."""
+    course = autograde.make_course(tmp_path, REPO, [ASSIGNMENT])
+    source = nbformat.read(REPO / "solutions" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    (course / "submitted" / "cut" / ASSIGNMENT).mkdir(parents=True)
+    (course / "submitted" / "cut" / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [')
+    write(source, course / "submitted" / "renamed" / ASSIGNMENT, "Softmax-final.ipynb")
+    problems = autograde.inspect_submissions(course, ASSIGNMENT)
+    assert "not a readable notebook" in problems["cut"][0]["detail"]
+    assert "submitted as 'Softmax-final.ipynb'" in problems["renamed"][0]["detail"]
+    assert (course / "submitted" / "renamed" / ASSIGNMENT / NOTEBOOK).exists()
+    assert (course / "submitted" / "renamed" / ASSIGNMENT / "Softmax-final.ipynb").exists()
+
+
+def test_the_readme_table_lists_every_case_with_its_score():
+    readme = (REPO / "README.md").read_text()
+    missing = [c.name for c in CASES if f"| {c.what} | {c.outcome} | {c.score:g} / 15 |" not in readme]
+    assert not missing, f"README's 'Grading safely' table lacks (or has outdated rows for): {missing}"
+
+
+def test_softgrad_grade_regrades_a_student_and_points_at_the_report(adversarial_class):
+    import subprocess
+    import sys
+
+    course, _, _, _ = adversarial_class
+    done = subprocess.run([sys.executable, "-m", "softgrad", "grade", ASSIGNMENT, "--course", str(course),
+                           "--student", "patches_the_checks", "--force", "--", *NBGRADER_ARGS],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"submission(s) of {ASSIGNMENT}" in done.stdout
+    assert "worth a look (integrity flags):" in done.stdout and "patches_the_checks" in done.stdout
+    assert "report: reports/ps1_softmax/grading_report.md" in done.stdout
+    assert autograde.read_results(course, ASSIGNMENT)["patches_the_checks"].auto_score == 8.0
+
+
+def test_softgrad_grade_outside_a_course_says_what_is_missing(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "softgrad", "grade", ASSIGNMENT, "--course", str(tmp_path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "has no nbgrader_config.py" in done.stderr

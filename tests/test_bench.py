@@ -1,0 +1,134 @@
+"""softgrad bench: the report's structure and arithmetic (never a time), the CLI, and the progress bar."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from softgrad import bench, cli
+
+# Far smaller than --quick: the tests check the report, not the machine.
+TINY = replace(bench.PRESETS["quick"], name="tiny", rows=64, classes=128, repeats=2, warmup=1,
+               jacobian_sizes=(16, 64), vocabulary=2048, vocab_rows=16, hidden=8, chunk_sizes=(256,),
+               gpu_rows=64, gpu_classes=128, compile=False)
+
+
+@pytest.fixture(scope="module")
+def report():
+    return bench.run(TINY, threads=2)
+
+
+def test_report_has_every_section_and_is_json(report):
+    assert set(report) >= {"preset", "machine", "limits", "tables", "jacobian", "vocabulary", "notes"}
+    assert json.loads(json.dumps(report)) == report
+    operations = {(t["operation"], t["device"]) for t in report["tables"]}
+    assert {("cross_entropy", "cpu"), ("softmax", "cpu")} <= operations
+    names = [r["name"] for r in report["tables"][0]["rows"]]
+    for expected in ("naive NumPy", "stable NumPy (chapter 3)", "fused NumPy, 2 threads"):
+        assert expected in names
+
+
+def test_ratios_are_consistent_with_the_timings(report):
+    limits = report["limits"]
+    assert limits["copy_bandwidth"] == pytest.approx(limits["copy_bytes"] / limits["copy_seconds"])
+    for table in report["tables"]:
+        n, c = table["shape"]
+        if table["operation"] == "cross_entropy":
+            assert table["bytes_moved"] == 2 * n * c * 4 + n * 8  # float32 logits and gradient, int64 targets
+        else:
+            assert table["bytes_moved"] == 4 * n * c * 4
+        eager = next((r["seconds"] for r in table["rows"] if r["name"] == "PyTorch eager F.cross_entropy"), None)
+        for row in table["rows"]:
+            if row["seconds"] is None:
+                assert row["note"].startswith("not available"), row
+                continue
+            assert row["seconds"] > 0
+            assert row["bandwidth"] == pytest.approx(table["bytes_moved"] / row["seconds"])
+            assert row["copy_fraction"] == pytest.approx(row["bandwidth"] / table["limits"]["copy_bandwidth"])
+            assert row["exp_ratio"] == pytest.approx(row["seconds"] / limits["exp_seconds"])
+            if eager is not None and table["operation"] == "cross_entropy":
+                assert row["speedup_vs_torch"] == pytest.approx(eager / row["seconds"])
+
+
+def test_jacobian_and_vocabulary_sections_measure_the_right_things(report):
+    for entry in report["jacobian"]:
+        assert entry["max_difference"] < 1e-12  # both ways compute the same VJP
+    small, large = report["jacobian"]
+    # the n x n Jacobian: 16 times more entries when n grows 4 times
+    assert large["jacobian_peak_bytes"] > 8 * small["jacobian_peak_bytes"]
+    assert large["jacobian_peak_bytes"] > 64 * 64 * 8 > large["vjp_peak_bytes"]
+    naive, chunked = report["vocabulary"]
+    assert naive["chunk_size"] is None and chunked["chunk_size"] == 256
+    assert naive["peak_bytes"] > naive["logits_bytes"] > chunked["peak_bytes"] - chunked["outputs_bytes"]
+    assert chunked["max_difference"] < 1e-5
+
+
+def test_without_torch_the_torch_rows_are_skipped_with_a_note(monkeypatch):
+    monkeypatch.setattr(bench, "_torch", lambda: None)
+    report = bench.run(replace(TINY, jacobian_sizes=(8,)), threads=1)
+    rows = {r["name"]: r for r in report["tables"][0]["rows"]}
+    assert rows["PyTorch eager"]["seconds"] is None
+    assert "not installed" in rows["PyTorch eager"]["note"]
+    assert all(r["speedup_vs_torch"] is None for r in rows.values())
+    assert any("PyTorch is not installed" in n for n in report["notes"])
+    assert "PyTorch eager" in bench.format_report(report)
+
+
+def test_a_failing_torch_compile_is_reported_not_raised(monkeypatch):
+    torch = pytest.importorskip("torch")
+
+    def broken(function):
+        raise RuntimeError("no compiler here\nsecond line")
+
+    monkeypatch.setattr(torch, "compile", broken)
+    report = bench.run(replace(TINY, compile=True, jacobian_sizes=(8,)), threads=1, gpu=False)
+    rows = {r["name"]: r for r in report["tables"][0]["rows"]}
+    assert rows["torch.compile F.cross_entropy"]["note"] == "not available: RuntimeError: no compiler here"
+    assert rows["torch.compile F.cross_entropy"]["seconds"] is None
+
+
+def test_table_text_shows_every_row(report):
+    text = bench.format_report(report)
+    for table in report["tables"]:
+        for row in table["rows"]:
+            assert row["name"] in text
+    assert "limits: copy" in text and "np.exp pass" in text
+
+
+def test_progress_bar_counts_and_writes_lines():
+    stream = io.StringIO()
+    bar = bench.Progress(3, stream)
+    for label in ("a", "b", "c"):
+        bar.step(label)
+    lines = stream.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    assert lines[-1].startswith("[" + "#" * 28 + "]")
+    bench.Progress(2).step("silent")  # no stream: nothing to write, nothing raised
+
+
+def test_cli_dispatches_and_rejects_unknown_commands(capsys):
+    assert cli.main([]) == 0
+    assert "bench" in capsys.readouterr().out
+    assert cli.main(["nonsense"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+def test_python_m_softgrad_bench_prints_the_table_and_writes_json(tmp_path, monkeypatch):
+    # The real command line, in a subprocess, with the tiny preset swapped in for --quick.
+    path = tmp_path / "bench.json"
+    code = ("import sys; from dataclasses import replace; from softgrad import bench; "
+            f"bench.PRESETS['quick'] = replace(bench.PRESETS['quick'], rows=32, classes=64, repeats=1, "
+            f"jacobian_sizes=(8,), vocabulary=512, vocab_rows=8, hidden=4, chunk_sizes=(128,)); "
+            f"from softgrad.cli import main; sys.exit(main(['bench', '--quick', '--threads', '1', "
+            f"'--no-gpu', '--json', {str(path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "softmax cross-entropy, forward + backward" in done.stdout
+    assert "/" in done.stderr and "#" in done.stderr  # the progress bar went to stderr
+    written = json.loads(path.read_text())
+    assert written["preset"]["rows"] == 32 and written["machine"]["threads"] == 1
