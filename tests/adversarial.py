@@ -164,7 +164,7 @@ CASES = [
     Case("memory_bomb", "robust", "a memory bomb: arrays appended until memory runs out (in log_softmax's cell)",
          "MemoryError at the kernel's memory limit; only that cell is lost",
          prepend("log_softmax", "hoard = []\nwhile True:\n    hoard.append(np.ones(10**7))\n"),
-         FULL - LOG_SOFTMAX_POINTS, says="NameError"),
+         FULL - LOG_SOFTMAX_POINTS, says="MemoryError"),
     Case("output_flood", "robust", "an output flood: 10 MB printed by a solution cell",
          "output is cut at the per-cell limit with a note; the score is unaffected",
          prepend("softmax", "for i in range(2000):\n    print('spam ' * 1000, i)\n"), FULL,
@@ -203,16 +203,24 @@ CASES = [
          _renamed, FULL, says="was submitted as"),
     # ---- honest: attempts to game the tests gain nothing ----
     Case("rebinds_allclose", "honest", "np.allclose and np.testing rebound to always pass, with a wrong softmax",
-         "the re-run outside the kernel fails the cells the patch passed; flagged",
+         "the grader puts them back before each test cell; the cells fail; flagged",
          replace_answer("softmax", "np.allclose = lambda *a, **k: True\n"
                                    "np.testing.assert_allclose = lambda *a, **k: None\n" + WRONG_SOFTMAX),
          FULL - SOFTMAX_POINTS, flags={"patches-library"}),
     Case("patches_the_checks", "honest", "the course's checks replaced by no-ops, with a wrong softmax",
-         "the re-run uses the real checks: the softmax cells fail; flagged",
+         "undone before each test cell (and the re-run uses the real checks): the softmax cells fail; flagged",
          replace_answer("softmax", "import softgrad.testing\nsoftgrad.testing.check_against_reference = "
                                    "lambda *a, **k: None\nnp.isnan = lambda x: np.zeros(np.shape(x), bool)\n"
                                    "np.allclose = lambda *a, **k: True\n" + WRONG_SOFTMAX),
-         FULL - SOFTMAX_POINTS, flags={"patches-library", "retried-outside-kernel"}),
+         FULL - SOFTMAX_POINTS, flags={"patches-library"}),
+    Case("disables_the_guard", "honest", "the grader's in-kernel guard switched off, then the checks replaced, "
+                                         "with a wrong softmax",
+         "the patches survive in the kernel, but the re-run outside it uses the real checks: the cells score 0; "
+         "flagged", replace_answer("softmax", "import softgrad.guard\nsoftgrad.guard.restore = lambda: []\n"
+                                              "import softgrad.testing\nsoftgrad.testing.check_against_reference = "
+                                              "lambda *a, **k: None\nnp.isnan = lambda x: np.zeros(np.shape(x), bool)\n"
+                                              "np.allclose = lambda *a, **k: True\n" + WRONG_SOFTMAX),
+         FULL - SOFTMAX_POINTS, says="GradingIntegrityError", flags={"patches-library", "retried-outside-kernel"}),
     Case("lying_eq", "honest", "softmax returns an object whose comparisons always succeed",
          "rejected: results are converted to float64 arrays of exact type before comparing",
          replace_answer("softmax", "class Agreeable:\n    def __eq__(self, other):\n        return True\n"

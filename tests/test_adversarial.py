@@ -142,3 +142,46 @@ def test_softgrad_grade_outside_a_course_says_what_is_missing(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "has no nbgrader_config.py" in done.stderr
+
+
+# ---- problem set 5 is not re-run outside the kernel: the in-kernel guard must hold there ----
+
+PS5 = "ps5_pytorch"
+PS5_PATCHES = """
+import softgrad.torch_testing
+softgrad.torch_testing.check_softmax_cross_entropy = lambda *a, **k: None
+softgrad.torch_testing.check_gradcheck = lambda *a, **k: None
+torch.allclose = lambda *a, **k: True
+torch.autograd.gradcheck = lambda *a, **k: True
+get_ipython().showtraceback = lambda *a, **k: None
+"""
+
+
+@pytest.fixture(scope="module")
+def ps5_class(tmp_path_factory):
+    """ps5 graded for the solution, an honest wrong backward, and the same backward with patches."""
+    from mutants import catalogues
+
+    course = autograde.make_course(tmp_path_factory.mktemp("adversarial_ps5"), REPO, [PS5])
+    release = autograde.generate_assignment(course, PS5)
+    notebook = next((REPO / "solutions" / PS5).glob("*.ipynb")).name
+    answers = autograde.solution_sources(REPO / "solutions" / PS5 / notebook)
+    wrong = {m.name: m for m in catalogues()[PS5].MUTANTS}["backward_ignores_grad_output"].answers()
+    patched = dict(wrong, SoftmaxCrossEntropy=PS5_PATCHES + wrong["SoftmaxCrossEntropy"])
+    for student, cells in [("ps5_solution", {}), ("ps5_wrong", wrong), ("ps5_wrong_and_patches", patched)]:
+        autograde.submit(course, PS5, student, {notebook: autograde.fill_notebook(release / notebook,
+                                                                                  {**answers, **cells})})
+    autograde.autograde(course, PS5, *NBGRADER_ARGS)
+    return autograde.read_results(course, PS5), autograde.read_findings(course, PS5)
+
+
+def test_ps5_patching_the_checks_gains_nothing_over_the_honest_wrong_answer(ps5_class):
+    results, findings = ps5_class
+    solution, wrong, patched = (results[s].auto_score for s in ("ps5_solution", "ps5_wrong",
+                                                                "ps5_wrong_and_patches"))
+    assert solution == results["ps5_solution"].auto_max_score
+    assert wrong < solution, "the wrong backward must lose points"
+    assert patched == wrong, f"patching the checks changed the score: {patched} against {wrong} without patches"
+    details = " ".join(f["detail"] for f in findings["ps5_wrong_and_patches"])
+    assert "put back what had been rebound" in details and "torch.allclose" in details
+    assert not findings.get("ps5_solution")

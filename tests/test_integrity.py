@@ -191,3 +191,8 @@ def test_honest_code_that_looks_like_tampering_is_not_flagged():
 
 def test_writing_into_a_modules_namespace_is_flagged():
     assert {f.rule for f in scan_cells([("c", "np.__dict__['allclose'] = max")])} == {"patches-library"}
+
+
+def test_patching_the_checks_is_patching_not_using_the_reference():
+    rules = {f.rule for f in scan_cells([("c", "softgrad.testing.check_against_reference = print")])}
+    assert rules == {"patches-library"}

@@ -362,7 +362,7 @@ def grading_report(course: Path, assignment: str) -> Path:
     for row in rows:
         notes = "<br>".join(
             f"**{f['severity']}** `{f['rule']}` in {f['cell']}" + (f" line {f['line']}" if f.get("line") else "")
-            + f": {f['detail'][:200]}".replace("|", "\\|") for f in row["findings"]) or "-"
+            + ": " + " ".join(f["detail"].split())[:200].replace("|", "\\|") for f in row["findings"]) or "-"
         score = f"{row['score']:g} / {row['max_score']:g}" if row["max_score"] is not None else "not graded"
         lines.append(f"| {row['student']} | {score} | {notes} |")
     path = folder / "grading_report.md"

@@ -156,6 +156,10 @@ class SafeExecute(Execute):
     notebook_timeout = Integer(
         900, help="Seconds for the whole notebook; cells after that are not run (0: no limit)."
     ).tag(config=True)
+    limit_address_space = Bool(
+        True, help="Enforce the memory limit inside the kernel too (RLIMIT_AS: allocations fail with MemoryError); "
+                   "the kernel's resident memory is watched from outside either way."
+    ).tag(config=True)
     interrupt_grace = Integer(
         5, help="Seconds a kernel has to stop after a timeout's interrupt before it is killed."
     ).tag(config=True)
@@ -166,6 +170,7 @@ class SafeExecute(Execute):
         self._timed_out = False
         self._started = time.monotonic()
         self._printed: dict[int, int] = {}
+        self._guard_ready = False
         self._watch_stop = threading.Event()
         try:
             return super().preprocess(nb, resources, km)
@@ -176,7 +181,7 @@ class SafeExecute(Execute):
 
     async def async_start_new_kernel(self, **kwargs):
         original = list(self.extra_arguments)
-        if self.memory_limit_mb:
+        if self.memory_limit_mb and self.limit_address_space:
             limit = self.memory_limit_mb * 1024 * 1024
             # Runs in the kernel before any cell; __import__ keeps the name out of the namespace.
             self.extra_arguments = original + [
@@ -190,6 +195,9 @@ class SafeExecute(Execute):
         process = getattr(getattr(self.km, "provisioner", None), "process", None)
         if self.memory_limit_mb and process is not None:
             threading.Thread(target=self._watch_memory, args=(process.pid,), daemon=True).start()
+
+    # nbclient binds the synchronous wrapper to its own coroutine: bind it to this one.
+    start_new_kernel = run_sync(async_start_new_kernel)
 
     def _watch_memory(self, pid: int) -> None:
         """A second line of defence: the limit above can be raised by code running as root."""
@@ -231,9 +239,48 @@ class SafeExecute(Execute):
         self._timed_out = True
         return await super()._async_handle_timeout(timeout, cell)
 
+    guard_libraries = Bool(
+        True, help="Before each test cell, undo what the student's code rebound in NumPy, PyTorch, IPython and "
+                   "the course library (softgrad.guard), and report it."
+    ).tag(config=True)
+
+    def _guard(self, cell: NotebookNode, index: int) -> None:
+        """Snapshot the libraries before the student's first cell; restore them before each test cell."""
+        kind = cell_kind(cell)
+        if kind == "student" and not self._guard_ready:
+            self._guard_ready = True
+            run_sync(self._silent)("__import__('softgrad.guard', fromlist=['guard']).snapshot()")
+        elif kind == "test" and self._guard_ready:
+            restored = run_sync(self._silent)("__import__('softgrad.guard', fromlist=['guard']).restore()")
+            if restored is None:
+                _record(self.nb, Finding("patches-library", _label(cell, index), 0,
+                                         "the kernel did not answer the grader's check of the libraries"))
+            elif restored not in ("[]", ""):
+                _record(self.nb, Finding("patches-library", _label(cell, index), 0,
+                                         f"before this test the grader put back what had been rebound: "
+                                         f"{restored[:300]}"))
+
+    async def _silent(self, expression: str) -> str | None:
+        """Evaluate ``expression`` in the kernel without a trace in the notebook; its repr, or None."""
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"value": expression})
+        deadline = time.monotonic() + 30
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except (queue.Empty, TimeoutError):
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                value = msg["content"].get("user_expressions", {}).get("value", {})
+                if value.get("status") != "ok":
+                    return None
+                return value.get("data", {}).get("text/plain", "")
+        return None
+
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return super().preprocess_cell(cell, resources, index)
+        if self.guard_libraries and self._stopped is None:
+            self._guard(cell, index)
         if self._stopped is None and self.notebook_timeout and time.monotonic() - self._started > self.notebook_timeout:
             self._stopped = f"the notebook used up its {self.notebook_timeout} s of grading time"
         if self._stopped is not None:

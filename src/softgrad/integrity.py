@@ -173,7 +173,7 @@ def _check_node(node: ast.AST, label: str, source: str, modules: set[str]) -> li
         if node.attr in _FRAME_NAMES and node.attr.startswith("f_"):
             return found("reads-test-internals")
         if dotted.split(".")[0] in {"softgrad", "reference", "mistakes"} and (
-                "reference" in dotted or "mistakes" in dotted or dotted.startswith("softgrad.")):
+                "reference" in dotted.split(".")[:2] or "mistakes" in dotted.split(".")[:2]):
             return found("uses-reference-code")
         if dotted in {"sys.modules", "sys.meta_path", "sys.path_hooks"}:
             return found("dynamic-code")
