@@ -39,6 +39,12 @@ NBGRADER_ARGS = (
 # points: an attempt to game the tests with it must not get any of them back.
 WRONG_SOFTMAX = "def softmax(z, axis=-1):\n    return np.full(np.shape(z), 1.0 / np.shape(z)[axis])\n"
 
+# The course's check and the NumPy functions the visible asserts use, replaced by yes-men.
+PATCHED_CHECKS = ("import softgrad.testing\n"
+                  "softgrad.testing.check_against_reference = lambda *a, **k: None\n"
+                  "np.isnan = lambda x: np.zeros(np.shape(x), bool)\n"
+                  "np.allclose = lambda *a, **k: True\n")
+
 
 @dataclass
 class Case:
@@ -209,17 +215,13 @@ CASES = [
          FULL - SOFTMAX_POINTS, flags={"patches-library"}),
     Case("patches_the_checks", "honest", "the course's checks replaced by no-ops, with a wrong softmax",
          "undone before each test cell (and the re-run uses the real checks): the softmax cells fail; flagged",
-         replace_answer("softmax", "import softgrad.testing\nsoftgrad.testing.check_against_reference = "
-                                   "lambda *a, **k: None\nnp.isnan = lambda x: np.zeros(np.shape(x), bool)\n"
-                                   "np.allclose = lambda *a, **k: True\n" + WRONG_SOFTMAX),
+         replace_answer("softmax", PATCHED_CHECKS + WRONG_SOFTMAX),
          FULL - SOFTMAX_POINTS, flags={"patches-library"}),
     Case("disables_the_guard", "honest", "the grader's in-kernel guard switched off, then the checks replaced, "
                                          "with a wrong softmax",
          "the patches survive in the kernel, but the re-run outside it uses the real checks: the cells score 0; "
          "flagged", replace_answer("softmax", "import softgrad.guard\nsoftgrad.guard.restore = lambda: []\n"
-                                              "import softgrad.testing\nsoftgrad.testing.check_against_reference = "
-                                              "lambda *a, **k: None\nnp.isnan = lambda x: np.zeros(np.shape(x), bool)\n"
-                                              "np.allclose = lambda *a, **k: True\n" + WRONG_SOFTMAX),
+                                              + PATCHED_CHECKS + WRONG_SOFTMAX),
          FULL - SOFTMAX_POINTS, says="GradingIntegrityError", flags={"patches-library", "retried-outside-kernel"}),
     Case("lying_eq", "honest", "softmax returns an object whose comparisons always succeed",
          "rejected: results are converted to float64 arrays of exact type before comparing",

@@ -15,7 +15,7 @@ from softgrad import bench, cli
 # Far smaller than --quick: the tests check the report, not the machine.
 TINY = replace(bench.PRESETS["quick"], name="tiny", rows=64, classes=128, repeats=2, warmup=1,
                jacobian_sizes=(16, 64), vocabulary=2048, vocab_rows=16, hidden=8, chunk_sizes=(256,),
-               gpu_rows=64, gpu_classes=128, compile=False)
+               gpu_rows=64, gpu_classes=128, compile=False, limits_bytes=2**18)
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +31,25 @@ def test_report_has_every_section_and_is_json(report):
     names = [r["name"] for r in report["tables"][0]["rows"]]
     for expected in ("naive NumPy", "stable NumPy (chapter 3)", "fused NumPy, 2 threads"):
         assert expected in names
+
+
+def test_the_machine_limits_are_measured_beyond_the_tables_size(report):
+    limits = report["limits"]
+    assert limits["array_bytes"] >= TINY.limits_bytes > 64 * 128 * 4
+    assert limits["copy_bytes"] == 2 * limits["array_bytes"]
+    assert limits["exp_compute_seconds"] > 0 and limits["exp_seconds"] > 0
+    for table in report["tables"]:
+        if table["device"] == "cpu":  # each CPU table's ratios use the limits measured at its own size
+            assert table["limits"]["array_bytes"] == 64 * 128 * 4
+            assert table["limits"] != limits
+
+
+def test_one_thread_gives_one_row_per_thread_count(report):
+    one = bench.run(replace(TINY, jacobian_sizes=(8,), chunk_sizes=(), limits_bytes=0), threads=1, gpu=False)
+    names = [r["name"] for r in one["tables"][0]["rows"]]
+    assert "fused NumPy, 1 thread" in names and not any("1 threads" in n for n in names)
+    assert one["limits"] == one["tables"][0]["limits"]  # tables as large as limits_bytes: one measurement
+    assert any("fused NumPy, 2 threads" == r["name"] for r in report["tables"][0]["rows"])
 
 
 def test_ratios_are_consistent_with_the_timings(report):
@@ -50,7 +69,8 @@ def test_ratios_are_consistent_with_the_timings(report):
             assert row["seconds"] > 0
             assert row["bandwidth"] == pytest.approx(table["bytes_moved"] / row["seconds"])
             assert row["copy_fraction"] == pytest.approx(row["bandwidth"] / table["limits"]["copy_bandwidth"])
-            assert row["exp_ratio"] == pytest.approx(row["seconds"] / limits["exp_seconds"])
+            if table["device"] == "cpu":
+                assert row["exp_ratio"] == pytest.approx(row["seconds"] / table["limits"]["exp_seconds"])
             if eager is not None and table["operation"] == "cross_entropy":
                 assert row["speedup_vs_torch"] == pytest.approx(eager / row["seconds"])
 
@@ -97,7 +117,8 @@ def test_table_text_shows_every_row(report):
     for table in report["tables"]:
         for row in table["rows"]:
             assert row["name"] in text
-    assert "limits: copy" in text and "np.exp pass" in text
+    assert "limits: copy" in text and "np.exp pass" in text and "into a written one" in text
+    assert "against the limits at this size" in text
 
 
 def test_progress_bar_counts_and_writes_lines():

@@ -48,6 +48,26 @@ def test_cross_entropy_versions_are_stable_for_huge_logits(function):
     np.testing.assert_allclose(grad, reference.cross_entropy_grad(EXTREME_ROWS, y), atol=1e-15)
 
 
+def test_fused_kernels_keep_full_precision_near_the_overflow_threshold():
+    # One column of float32 logits at 87: the unshifted row sum (about 6e37) is finite and at
+    # least 1, but 1 / (N * sum) would be subnormal and the gradient would lose digits. Rows
+    # like these must take the shifted path, which is exact to rounding.
+    rng = np.random.default_rng(9)
+    z = rng.standard_normal((4096, 16)).astype(np.float32)
+    z[:, 3] = 87.0
+    y = rng.integers(0, 16, size=4096)
+    tiny = np.finfo(np.float32).tiny  # entries below it are subnormal in both versions
+    loss, grad = scale.softmax_cross_entropy_fused(z, y)
+    shifted_loss, shifted = scale.softmax_cross_entropy_fused(z, y, always_shift=True)
+    np.testing.assert_allclose(grad, shifted, rtol=1e-6, atol=tiny)
+    assert loss == pytest.approx(shifted_loss, rel=1e-6)
+    g = rng.standard_normal(z.shape).astype(np.float32)
+    p, dz = scale.softmax_forward_backward_fused(z + np.float32(1.0), g)  # sums up to about 2e38
+    np.testing.assert_allclose(p, reference.softmax(z.astype(np.float64) + 1.0), rtol=1e-6, atol=tiny)
+    np.testing.assert_allclose(dz, reference.softmax_vjp(z.astype(np.float64) + 1.0, g.astype(np.float64)),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_naive_cross_entropy_overflows_where_the_fused_one_does_not():
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         loss, _ = scale.softmax_cross_entropy_naive(EXTREME_ROWS, np.array([0, 2, 1, 3, 1]))

@@ -424,3 +424,51 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
                 W, b, X, labels[:5].repeat(2)[:6], reg=0.3, name=name, wrt=(0, 1),
                 output_names=("dW", "db"), arg_names=("W", "b", "X", "y"), batch_size=6)
     assert any(f"[{mistake.id}]" in m for m in messages), messages
+
+
+# ---- tolerances and messages shared by every assignment ---------------------------------------
+
+def test_integer_targets_do_not_widen_the_tolerance():
+    from softgrad.testing import _judge
+
+    def judge(value, *args):
+        _judge(value, np.array(1.0), what="f(x)", dtype=np.dtype(np.float64), strict_dtype=False, args=args,
+               kwargs={}, known={}, warnings_seen=[])
+
+    logits = np.zeros((2, 3))
+    off = 1.0 + 100 * forward_tolerance(np.float64, 3, 0.0, 1.0)  # far outside the tolerance of these logits
+    with pytest.raises(AssertionError, match="correct value"):
+        judge(off, logits, np.array([0, 10**9]))  # class indices say nothing about rounding
+    judge(off, np.array([0, 10**9]))  # integer data (logits) alone still set the scale
+
+
+def test_a_float32_online_logsumexp_that_keeps_the_first_maximum_is_named():
+    from softgrad.testing import check_online_logsumexp
+
+    def first_max_kept(chunks):
+        m = s = None
+        for chunk in chunks:
+            if m is None:
+                m, s = chunk.max(axis=-1), np.zeros(chunk.shape[0], dtype=chunk.dtype)
+            s = s + np.exp(chunk - m[:, None]).sum(axis=-1)
+        return m + np.log(s)
+
+    chunks = [np.array([[-150.0, 0.0]], dtype=np.float32), np.array([[120.0, 110.0]], dtype=np.float32)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(AssertionError) as failure:
+            check_online_logsumexp(first_max_kept, chunks)
+    assert "[online-max-not-updated]" in " ".join(str(failure.value).split())
+
+
+def test_a_generator_argument_is_described_in_memory_messages():
+    def lists_them(chunks):
+        return np.concatenate(list(chunks), axis=-1).max(axis=-1)
+
+    logits = np.random.default_rng(12).normal(size=(16, 1024))
+    with pytest.raises(AssertionError) as failure:
+        check_peak_memory(lists_them, (logits[:, i:i + 64].copy() for i in range(0, 1024, 64)),
+                          name="online_logsumexp", arg_names=("chunks",), limit=4096, explanation="a few chunks",
+                          case="16 chunks of 64 columns")
+    message = " ".join(str(failure.value).split())
+    assert "online_logsumexp(chunks) with chunks, a one-shot generator (16 chunks of 64 columns) allocated" in message

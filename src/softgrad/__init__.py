@@ -24,6 +24,8 @@ Modules
 :mod:`softgrad.replay`, :mod:`softgrad.sandbox`
     Re-running test cells outside the student's kernel, with the student's code in a
     separate process that only plain data crosses.
+:mod:`softgrad.check`
+    ``softgrad check NOTEBOOK``: every test, hidden ones too, against a reader's own notebook.
 :mod:`softgrad.integrity`
     Reading student code for what an instructor should look at (the integrity report).
 :mod:`softgrad.scale`

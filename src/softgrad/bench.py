@@ -5,8 +5,14 @@ numbers from that run (COURSE_DESIGN section 7):
 
 * **The limits.** A copy bandwidth (``np.copyto`` of the logits into another array, split
   over the same threads: bytes read plus bytes written, divided by the time) and the time
-  of one ``np.exp`` pass over the logits into a new array, on the same threads. On a GPU,
-  the bandwidth of ``Tensor.copy_``.
+  of one ``np.exp`` pass over the logits, on the same threads: into a new array (what the
+  kernels' times are divided by, since they too return a new array) and into an array
+  already written once (which moves exactly the bytes of the copy, so its time against
+  the copy's says whether computing ``exp`` or moving bytes is slower). The machine's
+  limits are measured on logits of at least ``Preset.limits_bytes`` (64 MiB), larger than
+  the caches of most CPUs, so that the copy runs at main memory's bandwidth; each table
+  also has limits measured at its own size, which its ratios use. On a GPU, the bandwidth
+  of ``Tensor.copy_``.
 * **The implementations.** Softmax with its vector-Jacobian product, and softmax
   cross-entropy, each forward and backward: naive NumPy, stable NumPy, the course's fused
   NumPy version (:mod:`softgrad.scale`), PyTorch eager on the CPU, ``torch.compile`` where
@@ -66,6 +72,9 @@ class Preset:
     gpu_rows: int  # the GPU tables use a working set well above the L2 cache of any GPU
     gpu_classes: int
     compile: bool  # torch.compile rows (each costs tens of seconds of compilation on a CPU)
+    # The machine's limits (copy bandwidth, exp pass) are measured on logits of at least this
+    # many bytes: beyond the caches of most CPUs, so that the copy goes to main memory.
+    limits_bytes: int = 64 * 2**20
 
 
 PRESETS = {
@@ -73,7 +82,7 @@ PRESETS = {
     "quick": Preset("quick", rows=1024, classes=1024, repeats=5, warmup=1, jacobian_sizes=(16, 64, 256, 1024),
                     vocabulary=32768, vocab_rows=128, hidden=64, chunk_sizes=(1024, 4096),
                     gpu_rows=4096, gpu_classes=16384, compile=False),
-    # a few minutes on two cores: the numbers the chapter's closing note reports
+    # a few minutes on 2 vCPUs: the numbers the chapter's closing note reports
     "full": Preset("full", rows=4096, classes=4096, repeats=15, warmup=2,
                    jacobian_sizes=(16, 64, 256, 1024, 2048, 4096), vocabulary=131072, vocab_rows=256, hidden=128,
                    chunk_sizes=(1024, 4096, 16384), gpu_rows=16384, gpu_classes=16384, compile=True),
@@ -123,27 +132,42 @@ def round_robin_medians(functions: dict[str, Callable[[], object]], *, repeats: 
 
 def measure_limits(shape: tuple[int, int], dtype: np.dtype | type, threads: int, *, repeats: int,
                    warmup: int) -> dict[str, float]:
-    """The copy bandwidth and the exp-pass time of this machine, for an array of ``shape``.
+    """The copy bandwidth and the exp-pass times of this machine, for an array of ``shape``.
 
-    Both run on ``threads`` threads over row ranges, like the fused kernels. The exp pass
-    writes a new array (as ``np.exp(z)`` does, and as the kernels return a new gradient);
-    the copy writes into an array allocated once, the fastest a plain copy goes.
+    All run on ``threads`` threads over row ranges, like the fused kernels:
+
+    * ``copy_seconds``: ``np.copyto`` into an array written once before (its pages are
+      mapped), the fastest a plain copy goes; ``copy_bandwidth`` is the bytes read plus
+      the bytes written, ``copy_bytes``, divided by it.
+    * ``exp_compute_seconds``: ``np.exp`` into such an array. It loads and stores exactly
+      the bytes of the copy, so ``exp_compute_seconds / copy_seconds`` well above 1 means
+      that computing ``exp``, not moving bytes, sets the time.
+    * ``exp_seconds``: ``np.exp`` into a new array, as ``np.exp(z)`` does; it also pays
+      for mapping the new pages (first-touch page faults). The kernels return a new
+      gradient and pay the same, so their times are given in units of this pass.
     """
     z = np.random.default_rng(0).standard_normal(shape).astype(dtype)
     target = np.empty_like(z)
     target.fill(0)  # touch every page once, outside the timing
+    touched = np.empty_like(z)
+    touched.fill(0)
 
     def copy() -> None:
         scale._run_on_row_ranges(lambda a, b: np.copyto(target[a:b], z[a:b]), z.shape[0], threads)
+
+    def exp_compute() -> None:
+        scale._run_on_row_ranges(lambda a, b: np.exp(z[a:b], out=touched[a:b]), z.shape[0], threads)
 
     def exp_pass() -> np.ndarray:
         out = np.empty_like(z)
         scale._run_on_row_ranges(lambda a, b: np.exp(z[a:b], out=out[a:b]), z.shape[0], threads)
         return out
 
-    medians = round_robin_medians({"copy": copy, "exp": exp_pass}, repeats=repeats, warmup=warmup)
-    return {"copy_seconds": medians["copy"], "copy_bytes": 2 * z.nbytes,
-            "copy_bandwidth": 2 * z.nbytes / medians["copy"], "exp_seconds": medians["exp"]}
+    medians = round_robin_medians({"copy": copy, "exp_compute": exp_compute, "exp": exp_pass},
+                                  repeats=repeats, warmup=warmup)
+    return {"array_bytes": z.nbytes, "copy_seconds": medians["copy"], "copy_bytes": 2 * z.nbytes,
+            "copy_bandwidth": 2 * z.nbytes / medians["copy"], "exp_compute_seconds": medians["exp_compute"],
+            "exp_seconds": medians["exp"]}
 
 
 @dataclass
@@ -284,9 +308,10 @@ def _cpu_table(operation: str, preset: Preset, dtype: np.dtype, threads: int, li
             "fused NumPy, 1 thread": lambda: scale.softmax_cross_entropy_fused(logits, extra, threads=1),
             "fused NumPy, always shifting": lambda: scale.softmax_cross_entropy_fused(
                 logits, extra, threads=threads, always_shift=True),
-            f"fused NumPy, {threads} threads": lambda: scale.softmax_cross_entropy_fused(
-                logits, extra, threads=threads),
         }
+        if threads > 1:
+            numpy_rows[f"fused NumPy, {threads} threads"] = lambda: scale.softmax_cross_entropy_fused(
+                logits, extra, threads=threads)
         bytes_moved = 2 * logits.nbytes + extra.nbytes  # read logits and targets, write the gradient
         title = "softmax cross-entropy, forward + backward"
     else:
@@ -295,9 +320,10 @@ def _cpu_table(operation: str, preset: Preset, dtype: np.dtype, threads: int, li
             "naive NumPy": lambda: scale.softmax_forward_backward_naive(logits, extra),
             "stable NumPy (chapters 1-2)": lambda: scale.softmax_forward_backward_stable(logits, extra),
             "fused NumPy, 1 thread": lambda: scale.softmax_forward_backward_fused(logits, extra, threads=1),
-            f"fused NumPy, {threads} threads": lambda: scale.softmax_forward_backward_fused(
-                logits, extra, threads=threads),
         }
+        if threads > 1:
+            numpy_rows[f"fused NumPy, {threads} threads"] = lambda: scale.softmax_forward_backward_fused(
+                logits, extra, threads=threads)
         bytes_moved = 4 * logits.nbytes  # read z and g, write p and dz
         title = "softmax and its VJP, forward + backward"
     table = Table(title, operation, "cpu", (n, c), np.dtype(dtype).name, threads, bytes_moved, limits)
@@ -429,7 +455,7 @@ def vocabulary_memory(rows: int, hidden: int, vocabulary: int, chunk_sizes: tupl
     for name, chunk, function in candidates:
         (loss, dh, dW), peak = peak_memory(function, h, W, target)
         # timed apart from the memory measurement, which slows every allocation down
-        seconds = round_robin_medians({name: lambda f=function: f(h, W, target)}, repeats=3, warmup=0)[name]
+        seconds = round_robin_medians({name: lambda f=function: f(h, W, target)}, repeats=3, warmup=1)[name]
         if baseline is None:
             baseline = (loss, dh, dW)
         results.append({
@@ -456,15 +482,26 @@ def run(preset: str | Preset = "quick", *, threads: int | None = None, dtype: st
     threads = threads or scale.available_threads()
     float_type = np.dtype(dtype)
     torch = _torch()
-    steps = 1 + 2 * 2 + len(chosen.jacobian_sizes) + 1 + len(chosen.chunk_sizes)
+    item = float_type.itemsize
+    separate_limits = chosen.rows * chosen.classes * item < chosen.limits_bytes
+    steps = 1 + int(separate_limits) + 2 * 2 + len(chosen.jacobian_sizes) + 1 + len(chosen.chunk_sizes)
     if torch is not None and gpu:
         steps += int(torch.cuda.is_available()) + int(torch.backends.mps.is_available())
     bar = Progress(steps, progress)
 
-    limits = measure_limits((chosen.rows, chosen.classes), float_type, threads, repeats=chosen.repeats,
-                            warmup=chosen.warmup)
-    bar.step("limits: copy bandwidth and exp pass")
-    tables = [_cpu_table(op, chosen, float_type, threads, limits, torch, bar) for op in ("cross_entropy", "softmax")]
+    # The limits at the tables' size (their ratios use them), and the machine's limits on
+    # logits of at least limits_bytes (main memory; the same measurement when the tables are that large).
+    table_limits = measure_limits((chosen.rows, chosen.classes), float_type, threads, repeats=chosen.repeats,
+                                  warmup=chosen.warmup)
+    bar.step("limits at the tables' size: copy bandwidth and exp pass")
+    limits = table_limits
+    if separate_limits:
+        memory_rows = -(-chosen.limits_bytes // (chosen.classes * item))
+        limits = measure_limits((memory_rows, chosen.classes), float_type, threads, repeats=chosen.repeats,
+                                warmup=chosen.warmup)
+        bar.step("limits in main memory: copy bandwidth and exp pass")
+    tables = [_cpu_table(op, chosen, float_type, threads, table_limits, torch, bar)
+              for op in ("cross_entropy", "softmax")]
     notes = []
     if torch is None:
         notes.append("PyTorch is not installed: the PyTorch rows are skipped (pip install torch)")
@@ -502,6 +539,16 @@ def _bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
+def _limits_line(label: str, limits: dict) -> str:
+    """``label: copy 14.0 GB/s (64.0 MiB of logits: 128.0 MiB in 9.55 ms); one np.exp pass 35.43 ms ...``"""
+    size = f"{_bytes(limits['array_bytes'])} of logits: " if "array_bytes" in limits else ""
+    text = (f"{label}: copy {limits['copy_bandwidth'] / 1e9:.1f} GB/s ({size}{_bytes(limits['copy_bytes'])} "
+            f"in {1e3 * limits['copy_seconds']:.2f} ms); one np.exp pass {1e3 * limits['exp_seconds']:.2f} ms")
+    if "exp_compute_seconds" in limits:
+        text += f" into a new array, {1e3 * limits['exp_compute_seconds']:.2f} ms into a written one"
+    return text
+
+
 def format_report(report: dict) -> str:
     """The report as plain-text tables, for a terminal."""
     out = []
@@ -509,8 +556,7 @@ def format_report(report: dict) -> str:
     machine = report["machine"]
     out.append(f"softgrad bench ({report['preset']['name']}): {machine['processor']}, {machine['threads']} threads, "
                f"NumPy {machine['numpy']}, PyTorch {machine['torch'] or 'not installed'}")
-    out.append(f"limits: copy {limits['copy_bandwidth'] / 1e9:.1f} GB/s ({_bytes(limits['copy_bytes'])} "
-               f"in {1e3 * limits['copy_seconds']:.2f} ms); one np.exp pass {1e3 * limits['exp_seconds']:.2f} ms")
+    out.append(_limits_line("limits", limits))
     for table in report["tables"]:
         n, c = table["shape"]
         out.append("")
@@ -519,6 +565,8 @@ def format_report(report: dict) -> str:
                    + f": a fused kernel moves {_bytes(table['bytes_moved'])}")
         if table["device"] != "cpu":
             out.append(f"  copy_ bandwidth {table['limits']['copy_bandwidth'] / 1e9:.0f} GB/s")
+        elif table["limits"] != limits:
+            out.append("  " + _limits_line("against the limits at this size", table["limits"]))
         out.append(f"  {'implementation':34s} {'median ms':>10s} {'GB/s':>7s} {'of copy':>8s} {'x exp':>7s} "
                    f"{'vs eager':>9s}")
         for row in table["rows"]:

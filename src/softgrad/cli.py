@@ -15,6 +15,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("softgrad.bench", "measure softmax and cross-entropy against this machine's limits"),
+    "check": ("softgrad.check", "run every test of an exercise (hidden ones too) against your own notebook"),
     "grade": ("softgrad.autograde", "grade a class's submissions safely with nbgrader, and write the report"),
 }
 """name -> (module with a ``main(arguments)``, one-line help)."""

@@ -33,6 +33,7 @@ import queue
 import re
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -64,7 +65,9 @@ def _record(nb: NotebookNode, finding: Finding) -> None:
 
 
 def _error_output(ename: str, evalue: str) -> NotebookNode:
-    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+    """An error output as a cell would show it; lines wrapped, so feedback pages need no scrolling."""
+    lines = textwrap.wrap(f"{ename}: {evalue}", width=100, break_long_words=False, replace_whitespace=False)
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=["\n".join(lines)])
 
 
 def _label(cell: NotebookNode, index: int) -> str:
@@ -253,8 +256,9 @@ class SafeExecute(Execute):
         elif kind == "test" and self._guard_ready:
             restored = run_sync(self._silent)("__import__('softgrad.guard', fromlist=['guard']).restore()")
             if restored is None:
-                _record(self.nb, Finding("patches-library", _label(cell, index), 0,
-                                         "the kernel did not answer the grader's check of the libraries"))
+                _record(self.nb, Finding("kernel-problem", _label(cell, index), 0,
+                                         "the kernel did not answer the grader's check of the libraries before "
+                                         "this test (busy, or the check was broken by the notebook's code)"))
             elif restored not in ("[]", ""):
                 _record(self.nb, Finding("patches-library", _label(cell, index), 0,
                                          f"before this test the grader put back what had been rebound: "

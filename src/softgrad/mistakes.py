@@ -1060,11 +1060,12 @@ CHUNKS_READ_TWICE = mistake(
 MATERIALISES_FULL_LOGITS = mistake(
     "materialises-full-logits",
     "the full (N, V) logits materialised where chunking was asked for",
-    """Joining the chunks (np.concatenate) or computing h @ W for the whole vocabulary gives
-    the right numbers with the memory that chunking exists to avoid: for a language model
-    the logits of one batch are the largest array of the whole step. Work on one chunk of
-    columns at a time and keep only per-row summaries (maximum, sum, the target's logit)
-    between chunks; the extra memory is then a few arrays of N x chunk_size.""",
+    """Joining the chunks (np.concatenate), keeping them all (list(chunks), to loop over
+    them twice), or computing h @ W for the whole vocabulary gives the right numbers with
+    the memory that chunking exists to avoid: for a language model the logits of one batch
+    can be the largest array of the whole step. Work on one chunk of columns at a time and
+    keep only per-row summaries (maximum, sum, the target's logit) between chunks; the
+    extra memory is then a few arrays of N x chunk_size.""",
     f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
 )
 
@@ -1094,15 +1095,21 @@ TARGET_NOT_OFFSET = mistake(
     """A chunk holds the columns start to stop - 1 of the vocabulary, but inside the chunk
     they are numbered 0 to stop - start - 1. The one-hot term of a row belongs to the chunk
     that contains its target, at column target - start; comparing target with the chunk's
-    local numbers puts a -1 into the wrong class of every chunk.""",
+    local numbers puts a -1 at column `target` of every chunk for the rows whose target is
+    below the chunk width (a wrong class in every chunk but the first), and no -1 at all
+    for the other rows.""",
     f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
 )
 
 
 def _online(chunks, rescale: bool = True, update_max: bool = True):
+    # In the chunks' own dtype, as a student's code computes: a float32 overflow (a gap of
+    # 89 above the first maximum) then shows as it does in the student's result.
     m = s = None
     for chunk in chunks:
-        chunk = np.asarray(chunk, dtype=np.float64)
+        chunk = np.asarray(chunk)
+        if not np.issubdtype(chunk.dtype, np.floating):
+            chunk = chunk.astype(np.float64)
         chunk_max = chunk.max(axis=-1)
         if m is None:
             m, s = chunk_max, np.zeros_like(chunk_max)
@@ -1152,6 +1159,20 @@ def _online_no_shift(chunks):
 def _online_concatenates(chunks):
     # Right values, wrong memory: recognised only by what it allocates.
     return reference.logsumexp(np.concatenate(list(chunks), axis=-1))
+
+
+@_reproduces(MATERIALISES_FULL_LOGITS, "online_logsumexp")
+def _online_lists_the_chunks(chunks):
+    # Right values, and a generator read once: but every chunk is held at the same time.
+    chunks = list(chunks)
+    m = None
+    for chunk in chunks:  # first pass: the maximum
+        chunk_max = np.asarray(chunk, dtype=np.float64).max(axis=-1)
+        m = chunk_max if m is None else np.maximum(m, chunk_max)
+    s = np.zeros_like(m)
+    for chunk in chunks:  # second pass: the sum
+        s = s + np.exp(np.asarray(chunk, dtype=np.float64) - m[..., None]).sum(axis=-1)
+    return m + np.log(s)
 
 
 def _chunked(h, W, target, chunk_size, *, lse=None, local=False, onehot_offset=True, accumulate=True,

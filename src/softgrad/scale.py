@@ -7,7 +7,8 @@ the tests:
   version of chapter 3, and the course's fastest NumPy version,
   :func:`softmax_cross_entropy_fused`: it works on blocks of rows small enough to stay in
   the processor's cache, does every pass over a block while it is there, and runs the
-  blocks on several threads (NumPy's ufuncs release the GIL, so threads run in parallel).
+  blocks on several threads (NumPy's ufuncs release the GIL, so threads can run in
+  parallel; whether they speed it up depends on the machine).
   The same three levels exist for softmax with its vector-Jacobian product.
 * **Online log-sum-exp.** :func:`logsumexp_partial` summarises a chunk of columns by its
   maximum and its rescaled sum; :func:`logsumexp_combine` merges two summaries (the
@@ -60,7 +61,7 @@ BLOCK_BYTES = 2 * 1024 * 1024
 Every pass after the first reads the block from a cache instead of main memory, so it
 must fit in a cache with its output; but every block costs a dozen NumPy calls, each of
 which takes the GIL for a microsecond or two, and threads that queue for the GIL stall.
-Measured on the course's two-core machine, blocks of 1 to 4 MB (which fit in the shared
+Measured on the course's 2-vCPU machine, blocks of 1 to 4 MB (which fit in the shared
 L3 cache) were fastest, and blocks of 256 KB (which fit in L2) up to 20% slower."""
 
 
@@ -105,13 +106,21 @@ def _exp_rows(z: np.ndarray, out: np.ndarray, always_shift: bool) -> tuple[np.nd
 
     Softmax is shift invariant (chapter 1), so any shift gives the same probabilities; the
     shift by the row maximum only has to keep ``exp`` finite and the largest term near 1.
-    Most rows of real logits need no shift at all: ``exp(z)`` does not overflow, and a
-    row sum of at least 1 means the terms that matter did not underflow either (a term
-    that did is below the smallest normal number even after dividing by the sum). So the
-    kernel first exponentiates unshifted and checks the sums; only the rows that fail the
-    check (an overflow to inf, or a sum below 1) are recomputed with the max shift. That
-    saves a pass for the maximum and a pass for the subtraction. ``always_shift=True``
-    shifts every row, to measure what those passes cost.
+    Most rows of real logits need no shift at all. The unshifted sum ``s`` of a row is safe
+    when ``1 <= s <= sqrt(largest float)``:
+
+    * ``s >= 1``: the terms that matter did not underflow (a term that did is below the
+      smallest normal number even after dividing by the sum);
+    * ``s <= sqrt(largest float)``: nothing overflowed, and the scale factors the callers
+      multiply by, ``1 / s`` and ``1 / (N s)``, stay normal numbers (for any ``N`` up to
+      ``1 / (sqrt(largest float) * smallest normal)``, about 5e18 in float32). Without this
+      bound, a row with a logit near the overflow threshold (87 in float32) has a finite
+      sum near 1e38, ``1 / (N s)`` is subnormal, and the gradient loses up to four digits.
+
+    So the kernel first exponentiates unshifted and checks the sums; only the rows that
+    fail the check are recomputed with the max shift. That saves a pass for the maximum and
+    a pass for the subtraction. ``always_shift=True`` shifts every row, to measure what
+    those passes cost.
     """
     if always_shift:
         shift = z.max(axis=1)
@@ -121,7 +130,8 @@ def _exp_rows(z: np.ndarray, out: np.ndarray, always_shift: bool) -> tuple[np.nd
     with np.errstate(over="ignore"):  # an overflow is detected below and repaired
         np.exp(z, out=out)
     sums = out.sum(axis=1)
-    unsafe = np.flatnonzero(~((sums >= 1) & (sums < np.inf)))
+    largest_safe = np.sqrt(np.finfo(out.dtype).max)
+    unsafe = np.flatnonzero(~((sums >= 1) & (sums <= largest_safe)))  # nan fails both tests
     if unsafe.size == 0:
         return sums, None
     shift = np.zeros(z.shape[0], dtype=z.dtype)
@@ -198,7 +208,8 @@ def softmax_cross_entropy_fused(logits: np.ndarray, target: np.ndarray, *, threa
     2. **In place.** ``exp`` writes straight into the gradient's buffer, which is then
        scaled by ``1 / (N * sum)`` and has ``1 / N`` subtracted at the target.
     3. **Threads.** Row ranges run on ``threads`` threads (default: every available core).
-       NumPy's ufuncs release the GIL while they loop, so the threads run in parallel.
+       NumPy's ufuncs release the GIL while they loop, so the threads can run in parallel
+       (how much that gains depends on the machine: measure it with ``softgrad bench``).
 
     The row maximum is computed and subtracted only for rows that need it (see
     ``_exp_rows``; ``always_shift=True`` does it for every row, as chapter 1 teaches, to
@@ -296,7 +307,8 @@ def logsumexp_combine(a: tuple[np.ndarray, np.ndarray],
 
     ``m = max(m_a, m_b)``, and each sum is rescaled to the new maximum before adding:
     ``s = s_a * exp(m_a - m) + s_b * exp(m_b - m)``. The factors are at most 1, so nothing
-    overflows. The operation is associative and commutative (up to rounding), which is what
+    overflows. The operation is commutative (exactly, even in floating point) and
+    associative (exactly in real arithmetic, to rounding in floating point), which is what
     lets a GPU, or a FlashAttention kernel, combine partial results in any order.
     """
     (m_a, s_a), (m_b, s_b) = a, b

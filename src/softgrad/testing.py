@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from types import GeneratorType
 
 import numpy as np
 
@@ -337,7 +338,13 @@ def _judge(
 ) -> None:
     """Fail, with the full message, unless ``value`` agrees with the float64 ``expected``."""
     __tracebackhide__ = True
-    arrays = [np.asarray(a, dtype=np.float64) for a in args if isinstance(a, np.ndarray) and a.size]
+    # The scale and the longest axis of the data. Integer arrays next to floating ones are
+    # class indices (targets, labels): their values say nothing about the rounding of the
+    # result, so they do not widen the tolerance. Integer inputs that are the data (integer
+    # logits, promoted to float64) still count.
+    numeric = [a for a in args if isinstance(a, np.ndarray) and a.size and np.issubdtype(a.dtype, np.number)]
+    floating = [a for a in numeric if np.issubdtype(a.dtype, np.inexact)]
+    arrays = [np.asarray(a, dtype=np.float64) for a in (floating or numeric)]
     scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
     terms = max((max(a.shape) for a in arrays), default=1)
     allowed = forward_tolerance(dtype, terms, scale, expected)
@@ -382,12 +389,22 @@ def _judge(
     fail("\n".join(lines))
 
 
+def _describe_argument(name: str, value: object) -> str | None:
+    """An argument in words for a message: arrays by shape and values, an iterator (a stream of
+    chunks) by its kind, since reading it to count its items would use it up; None for the rest."""
+    if isinstance(value, np.ndarray):
+        return describe_array(name, value)
+    if isinstance(value, Iterator):
+        return f"{name}, a one-shot {'generator' if isinstance(value, GeneratorType) else 'iterator'}"
+    return None
+
+
 def _describe_call(name: str, args: Sequence[object], kwargs: Mapping[str, object],
                    arg_names: Sequence[str], case: str) -> str:
     call = _call_text(name, args, kwargs, arg_names)
-    shown = ", ".join(describe_array(arg_names[i], a) for i, a in enumerate(args)
-                      if i < len(arg_names) and isinstance(a, np.ndarray))
-    return f"{call} with {shown}" + (f" ({case})" if case else "")
+    described = (_describe_argument(arg_names[i], a) for i, a in enumerate(args) if i < len(arg_names))
+    shown = ", ".join(d for d in described if d)
+    return call + (f" with {shown}" if shown else "") + (f" ({case})" if case else "")
 
 
 def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: Sequence[object],

@@ -57,6 +57,20 @@ def chunked(*, lse_update: str = "s = s * np.exp(m - new_m) + np.sum(np.exp(z - 
     """
 
 
+# Two passes over the chunks (the maximum, then the shifted sum); ``keep`` goes first.
+TWO_PASSES = """
+        def online_logsumexp(chunks):
+            {keep}
+            m = None
+            for chunk in chunks:
+                m = np.max(chunk, axis=-1) if m is None else np.maximum(m, np.max(chunk, axis=-1))
+            s = np.zeros_like(m)
+            for chunk in chunks:
+                s = s + np.sum(np.exp(chunk - m[..., None]), axis=-1)
+            return m + np.log(s)
+    """
+
+
 MUTANTS = [
     # ---- online_logsumexp -----------------------------------------------------------------------
     wrong("online_sum_not_rescaled", "[online-sum-not-rescaled]", online_logsumexp=online(
@@ -72,16 +86,7 @@ MUTANTS = [
                 total = total + np.sum(np.exp(chunk), axis=-1)
             return np.log(total)
     """),
-    wrong("online_two_loops", "[chunks-read-twice]", online_logsumexp="""
-        def online_logsumexp(chunks):
-            m = None
-            for chunk in chunks:
-                m = np.max(chunk, axis=-1) if m is None else np.maximum(m, np.max(chunk, axis=-1))
-            s = np.zeros_like(m)
-            for chunk in chunks:
-                s = s + np.sum(np.exp(chunk - m[..., None]), axis=-1)
-            return m + np.log(s)
-    """),
+    wrong("online_two_loops", "[chunks-read-twice]", online_logsumexp=TWO_PASSES.format(keep="")),
     wrong("online_indexes_the_first_chunk", "[chunks-read-twice]", online_logsumexp="""
         def online_logsumexp(chunks):
             m = np.max(chunks[0], axis=-1)
@@ -98,6 +103,9 @@ MUTANTS = [
             m = np.max(z, axis=-1)
             return m + np.log(np.sum(np.exp(z - m[..., None]), axis=-1))
     """),
+    # the same two passes over a list: the generator is read once, but every chunk is held at once
+    wrong("online_lists_the_chunks", "[materialises-full-logits]",
+          online_logsumexp=TWO_PASSES.format(keep="chunks = list(chunks)")),
     wrong("online_shifts_chunks_in_place", "[mutates-input]", online_logsumexp="""
         def online_logsumexp(chunks):
             m = s = None

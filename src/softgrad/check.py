@@ -1,0 +1,167 @@
+"""``softgrad check NOTEBOOK``: grade your own notebook with every test, hidden ones included.
+
+For readers working through the course on their own. The notebook is matched to its
+assignment in the course's ``solutions/`` folder by its nbgrader cell ids; the test cells
+(visible and hidden) come from there, so an edited or deleted test cell does not matter;
+your answer cells and any cells you added are kept. The result runs in a fresh kernel with
+the same limits as the course's grading (:class:`softgrad.grading.SafeExecute`); the check
+itself writes nothing: no gradebook, no copy of your notebook.
+
+Exit status: 0 when every test passes, 1 when one fails, 2 when the notebook cannot be checked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+__all__ = ["CheckResult", "check_notebook", "find_course", "main", "merge_tests"]
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+class CheckError(Exception):
+    """The notebook cannot be checked (with the reason and what to do)."""
+
+
+def find_course(start: Path) -> Path:
+    """The nearest folder at or above ``start`` (or the current folder) with ``solutions/``."""
+    for folder in [start, *start.parents, Path.cwd(), *Path.cwd().parents]:
+        if (folder / "solutions").is_dir():
+            return folder
+    raise CheckError("no course folder (one with solutions/) at or above the notebook or here: run this in "
+                     "your clone of the course, or pass --course PATH_TO_THE_CLONE")
+
+
+def _grade_id(cell: nbformat.NotebookNode) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def find_source(course: Path, learner: nbformat.NotebookNode) -> Path:
+    """The source notebook in ``solutions/`` that shares the most nbgrader cell ids with the learner's."""
+    ids = {_grade_id(c) for c in learner.cells} - {None}
+    best, overlap = None, 0
+    for path in sorted((course / "solutions").glob("*/*.ipynb")):
+        source_ids = {_grade_id(c) for c in nbformat.read(path, as_version=4).cells} - {None}
+        if len(ids & source_ids) > overlap:
+            best, overlap = path, len(ids & source_ids)
+    if best is None:
+        raise CheckError("this notebook has none of the course's graded cells (nbgrader cell ids): is it one of "
+                         "the exercises in exercises/? A copy made with 'Save as' in another tool may lose them")
+    return best
+
+
+def merge_tests(source: nbformat.NotebookNode, learner: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """The source notebook's cells in order, with the learner's answers and the learner's own cells.
+
+    Answer cells (nbgrader ``solution``) come from the learner; a missing one stays as the
+    release has it (``raise NotImplementedError``). Every other graded or locked cell (tests,
+    with their hidden part, and provided code) comes from the source. A cell the learner added
+    follows the graded cell it followed in the learner's notebook.
+    """
+    answers: dict[str, nbformat.NotebookNode] = {}
+    added: dict[str | None, list[nbformat.NotebookNode]] = {}
+    last = None
+    for cell in learner.cells:
+        grade_id = _grade_id(cell)
+        if grade_id is None:
+            if cell.cell_type == "code":
+                added.setdefault(last, []).append(cell)
+            continue
+        if cell.metadata["nbgrader"].get("solution") and grade_id not in answers:
+            answers[grade_id] = cell
+        last = grade_id
+    merged = copy.deepcopy(source)
+    cells = list(added.get(None, []))
+    for cell in merged.cells:
+        grade_id = _grade_id(cell)
+        if grade_id in answers and cell.cell_type == "code":
+            cell.source = answers[grade_id].source
+        elif cell.metadata.get("nbgrader", {}).get("solution") and cell.cell_type == "code":
+            cell.source = "raise NotImplementedError()  # this answer cell is missing from your notebook"
+        cells.append(cell)
+        cells += added.get(grade_id, [])
+    merged.cells = cells
+    for cell in merged.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return merged
+
+
+class CheckResult:
+    """Each test cell's points and messages, in notebook order."""
+
+    def __init__(self, notebook: nbformat.NotebookNode):
+        from nbgrader.utils import determine_grade, is_grade
+
+        self.tests: list[tuple[str, float, float, str]] = []
+        for cell in notebook.cells:
+            if cell.cell_type != "code" or not is_grade(cell):
+                continue
+            score, points = determine_grade(cell)
+            errors = [_ANSI.sub("", "\n".join(o.get("traceback", [])) or f"{o.get('ename')}: {o.get('evalue')}")
+                      for o in cell.outputs if o.output_type == "error"]
+            errors += [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+            self.tests.append((_grade_id(cell), float(score or 0.0), points, "\n".join(errors)))
+
+    @property
+    def score(self) -> float:
+        return sum(t[1] for t in self.tests)
+
+    @property
+    def max_score(self) -> float:
+        return sum(t[2] for t in self.tests)
+
+    def report(self) -> str:
+        lines = []
+        for name, score, points, message in self.tests:
+            mark = "PASS" if score == points else "FAIL"
+            lines.append(f"{mark}  {name}  ({score:g}/{points:g})")
+            if score < points:
+                lines += ["      " + line for line in message.strip().splitlines()[:40]]
+        lines.append(f"\n{self.score:g} of {self.max_score:g} points from the automatic tests "
+                     f"(written answers are graded by a person).")
+        return "\n".join(lines)
+
+
+def check_notebook(path: Path, course: Path | None = None, *, timeout: int = 60) -> CheckResult:
+    """Run every test of the notebook's assignment against it in a fresh kernel; see the module docstring."""
+    from softgrad.grading import SafeExecute
+
+    try:
+        learner = nbformat.read(path, as_version=4)
+    except Exception as error:  # noqa: BLE001 (every reason a file is not a notebook)
+        raise CheckError(f"{path} is not a readable notebook: {type(error).__name__}: {error}") from None
+    course = course or find_course(path.resolve().parent)
+    merged = merge_tests(nbformat.read(find_source(course, learner), as_version=4), learner)
+    executor = SafeExecute(timeout=timeout, guard_libraries=False,
+                           extra_arguments=["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal",
+                                            "--IPKernelApp.log_level=ERROR"])
+    executor.preprocess(merged, {"metadata": {"path": str(path.resolve().parent)}})
+    return CheckResult(merged)
+
+
+def main(arguments: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="softgrad check",
+        description="Run every test of an exercise (hidden ones too) against your notebook, in a fresh kernel, "
+                    "and print what passed and why the rest did not. Nothing is saved or sent anywhere.")
+    parser.add_argument("notebook", type=Path, help="your notebook, e.g. exercises/ps2_jacobian/jacobian.ipynb")
+    parser.add_argument("--course", type=Path, help="the course's folder (default: found from the notebook)")
+    parser.add_argument("--timeout", type=int, default=60, help="seconds per cell (default 60)")
+    options = parser.parse_args(arguments)
+    if not options.notebook.is_file():
+        print(f"softgrad check: no such notebook: {options.notebook}", file=sys.stderr)
+        return 2
+    try:
+        result = check_notebook(options.notebook, options.course, timeout=options.timeout)
+    except CheckError as error:
+        print(f"softgrad check: {error}", file=sys.stderr)
+        return 2
+    print(result.report())
+    return 0 if result.score == result.max_score else 1
