@@ -67,13 +67,6 @@ def test_honest_students_in_the_same_run_keep_full_marks_and_no_flags(adversaria
         assert not findings.get(student), f"{student} was flagged: {findings[student]}"
 
 
-def test_no_case_scores_more_than_the_model_solution(adversarial_class):
-    _, results, _, _ = adversarial_class
-    inflated = {c.name: results[c.name].auto_score for c in CASES
-                if c.name in results and results[c.name].auto_score > FULL}
-    assert not inflated
-
-
 def test_the_grading_report_lists_every_student_with_a_reason(adversarial_class):
     course, _, _, report = adversarial_class
     text = report.read_text()

@@ -33,6 +33,7 @@ __all__ = [
     "CellResult",
     "SubmissionResult",
     "autograde",
+    "cell_output_text",
     "expected_notebooks",
     "fill_notebook",
     "inspect_submissions",
@@ -285,7 +286,8 @@ class SubmissionResult:
         return "\n".join(self.cells[g].output for g in self.failed_cells())
 
 
-def _cell_output_text(cell: nbformat.NotebookNode) -> str:
+def cell_output_text(cell: nbformat.NotebookNode) -> str:
+    """What a cell printed and raised, as the student reads it (ANSI colour codes removed)."""
     parts = []
     for output in cell.get("outputs", []):
         if output.get("output_type") == "error":
@@ -312,7 +314,7 @@ def read_results(course: Path, assignment: str) -> dict[str, SubmissionResult]:
                     for cell in nb.cells:
                         grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
                         if grade_id:
-                            outputs[grade_id] = _cell_output_text(cell)
+                            outputs[grade_id] = cell_output_text(cell)
                 for grade in notebook.grades:
                     result.cells[grade.name] = CellResult(
                         score=float(grade.score or 0.0),

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import copy
-import re
 import sys
 from pathlib import Path
 
 import nbformat
 
-__all__ = ["CheckResult", "check_notebook", "find_course", "main", "merge_tests"]
+from softgrad.autograde import cell_output_text
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+__all__ = ["CheckResult", "check_notebook", "find_course", "main", "merge_tests"]
 
 
 class CheckError(Exception):
@@ -104,10 +103,7 @@ class CheckResult:
             if cell.cell_type != "code" or not is_grade(cell):
                 continue
             score, points = determine_grade(cell)
-            errors = [_ANSI.sub("", "\n".join(o.get("traceback", [])) or f"{o.get('ename')}: {o.get('evalue')}")
-                      for o in cell.outputs if o.output_type == "error"]
-            errors += [o.text for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
-            self.tests.append((_grade_id(cell), float(score or 0.0), points, "\n".join(errors)))
+            self.tests.append((_grade_id(cell), float(score or 0.0), points, cell_output_text(cell)))
 
     @property
     def score(self) -> float:

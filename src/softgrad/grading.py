@@ -264,21 +264,24 @@ class SafeExecute(Execute):
                                          f"before this test the grader put back what had been rebound: "
                                          f"{restored[:300]}"))
 
-    async def _silent(self, expression: str) -> str | None:
-        """Evaluate ``expression`` in the kernel without a trace in the notebook; its repr, or None."""
-        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"value": expression})
-        deadline = time.monotonic() + 30
+    async def _shell_reply(self, msg_id: str, seconds: float) -> dict | None:
+        """The kernel's reply to request ``msg_id``, or None if none came within ``seconds``."""
+        deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
                 msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
             except (queue.Empty, TimeoutError):
                 return None
             if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                value = msg["content"].get("user_expressions", {}).get("value", {})
-                if value.get("status") != "ok":
-                    return None
-                return value.get("data", {}).get("text/plain", "")
+                return msg
         return None
+
+    async def _silent(self, expression: str) -> str | None:
+        """Evaluate ``expression`` in the kernel without a trace in the notebook; its repr, or None."""
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"value": expression})
+        reply = await self._shell_reply(msg_id, 30)
+        value = (reply or {}).get("content", {}).get("user_expressions", {}).get("value", {})
+        return value.get("data", {}).get("text/plain", "") if value.get("status") == "ok" else None
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
@@ -312,16 +315,7 @@ class SafeExecute(Execute):
 
     async def _responds(self, grace: float) -> bool:
         """Whether the kernel answers a kernel_info request within ``grace`` seconds."""
-        msg_id = self.kc.kernel_info()
-        deadline = time.monotonic() + grace
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
-            except (queue.Empty, TimeoutError):
-                return False
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                return True
-        return False
+        return await self._shell_reply(self.kc.kernel_info(), grace) is not None
 
     async def _kill_kernel(self) -> None:
         await ensure_async(self.km.shutdown_kernel(now=True))
