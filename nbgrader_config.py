@@ -57,7 +57,10 @@ c.VerifyOutsideKernel.in_kernel_only = {
 # checks put everything a student needs into the message (the call, the input, what is
 # wrong, the known mistake it matches), and IPython's default tracebacks would print the
 # lines around the failure, which include hidden test code, into the feedback.
-c.SafeExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal"]
+# The kernel's own log is kept to errors: its notices (a local kernel "running over TCP
+# without encryption") would otherwise fill the instructor's terminal, once per student.
+c.SafeExecute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--InteractiveShell.xmode=Minimal",
+                                 "--IPKernelApp.log_level=ERROR"]
 
 # Warnings never cost points; wrong values do. nbgrader scores a test cell 0 when anything
 # reaches stderr, so a Python warning printed by a student's (otherwise right) code, such as

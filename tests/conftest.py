@@ -94,6 +94,11 @@ def pytest_terminal_summary(terminalreporter):
         entry = counts.setdefault(props["assignment"], {"wrong": [0, 0], "correct": [0, 0]})
         entry[props["mutant_kind"]][0] += report.passed
         entry[props["mutant_kind"]][1] += 1
+    for report in terminalreporter.stats.get("passed", []):
+        table = dict(getattr(report, "user_properties", [])).get("load_table")
+        if table and report.when == "call":
+            terminalreporter.section("load test: softgrad grade (timings shared with the other tests)")
+            terminalreporter.write_line(table)
     if counts:
         terminalreporter.section("mutation suite")
         for assignment, entry in sorted(counts.items()):

@@ -121,7 +121,7 @@ def test_softgrad_grade_regrades_a_student_and_points_at_the_report(adversarial_
                            "--student", "patches_the_checks", "--force", "--", *NBGRADER_ARGS],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert f"submission(s) of {ASSIGNMENT}" in done.stdout
+    assert f"{ASSIGNMENT}: graded 1, failed 0" in done.stdout
     assert "worth a look (integrity flags):" in done.stdout and "patches_the_checks" in done.stdout
     assert "report: reports/ps1_softmax/grading_report.md" in done.stdout
     assert autograde.read_results(course, ASSIGNMENT)["patches_the_checks"].auto_score == 8.0

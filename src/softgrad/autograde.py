@@ -1,10 +1,10 @@
 """Drive the real nbgrader pipeline on a class of submissions.
 
-Instructors use it as ``softgrad grade ASSIGNMENT`` (:func:`main`): the submitted files are
-checked (:func:`inspect_submissions`), nbgrader grades the class in one run
-(:func:`autograde`), and :func:`grading_report` writes what every student scored and what is
-worth a look. The test suite uses it to prove that grading works end to end: it builds a
-throw-away course directory (the repository's ``nbgrader_config.py`` and the assignment's
+:func:`autograde` grades a class in one serial ``nbgrader autograde`` run, after the submitted
+files are checked (:func:`inspect_submissions`); :func:`grading_report` writes what every
+student scored and what is worth a look. (Instructors grade with ``softgrad grade``, which
+grades in parallel: :mod:`softgrad.classgrade`.) The test suite uses it to prove that grading
+works end to end: it builds a throw-away course directory (the repository's ``nbgrader_config.py`` and the assignment's
 source notebooks), runs ``nbgrader generate_assignment`` (which writes the gradebook with the
 hidden tests), fills submissions from the release notebook, runs ``nbgrader autograde``
 once for the whole class, and reads the scores from the gradebook and the messages from the
@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+
+from softgrad.gradebook import course_db_url
 
 __all__ = [
     "CellResult",
@@ -238,7 +240,7 @@ def _zero_submission(course: Path, assignment: str, student: str) -> None:
     """Every grade of the student's submission set to 0 (as nbgrader does for a missing notebook)."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    with Gradebook(course_db_url(course)) as gradebook:
         submission = gradebook.find_submission(assignment, student)
         for notebook in submission.notebooks:
             for grade in notebook.grades:
@@ -297,12 +299,15 @@ def cell_output_text(cell: nbformat.NotebookNode) -> str:
     return _ANSI.sub("", "\n".join(parts))
 
 
-def read_results(course: Path, assignment: str) -> dict[str, SubmissionResult]:
-    """Scores from the gradebook and outputs from the autograded notebooks, for every student."""
+def read_results(course: Path, assignment: str, db_url: str | None = None) -> dict[str, SubmissionResult]:
+    """Scores from the gradebook and outputs from the autograded notebooks, for every student.
+
+    ``db_url``: the gradebook (default: the course's, see :func:`softgrad.gradebook.course_db_url`).
+    """
     from nbgrader.api import Gradebook
 
     results: dict[str, SubmissionResult] = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+    with Gradebook(course_db_url(course, db_url)) as gradebook:
         for submission in gradebook.assignment_submissions(assignment):
             student = submission.student_id
             result = SubmissionResult(student)
@@ -338,14 +343,14 @@ def read_findings(course: Path, assignment: str) -> dict[str, list[dict]]:
     return findings
 
 
-def grading_report(course: Path, assignment: str) -> Path:
+def grading_report(course: Path, assignment: str, db_url: str | None = None) -> Path:
     """Write ``reports/ASSIGNMENT/grading_report.md`` (and ``.json``): scores, problems and flags per student.
 
     The flags are for a person to look at, not verdicts: a finding of severity "tampering"
     or "suspicious" is a line of code worth reading; "confirmed" means a test passed in the
     notebook and failed outside it, and the cell already scores 0.
     """
-    results = read_results(course, assignment)
+    results = read_results(course, assignment, db_url)
     findings = read_findings(course, assignment)
     rows = []
     for student in sorted(set(results) | set(findings)):
@@ -370,52 +375,3 @@ def grading_report(course: Path, assignment: str) -> Path:
     path = folder / "grading_report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-_LOOK_AT = {"tampering", "confirmed", "suspicious"}
-
-
-def main(arguments: list[str]) -> int:
-    """``softgrad grade ASSIGNMENT``: check the submissions, autograde the class, write the report."""
-    import argparse
-    import time
-
-    parser = argparse.ArgumentParser(
-        prog="softgrad grade",
-        description="Grade every submission of an assignment with nbgrader (the course's safe pipeline from "
-                    "nbgrader_config.py), then write reports/ASSIGNMENT/grading_report.md. Run it in the course "
-                    "directory (the one with nbgrader_config.py), after `nbgrader generate_assignment`.",
-        epilog="Anything after `--` goes to `nbgrader autograde`, e.g. `-- --SafeExecute.timeout=120`.")
-    parser.add_argument("assignment")
-    parser.add_argument("--course", type=Path, default=Path.cwd(), help="the course directory (default: here)")
-    parser.add_argument("--student", help="grade only this student (nbgrader's --student)")
-    parser.add_argument("--force", action="store_true", help="grade again submissions graded before")
-    passthrough: list[str] = []
-    if "--" in arguments:
-        split = arguments.index("--")
-        own, passthrough = arguments[:split], arguments[split + 1:]
-    else:
-        own = arguments
-    options = parser.parse_args(own)
-    course = options.course.resolve()
-    if not (course / "nbgrader_config.py").exists():
-        parser.error(f"{course} has no nbgrader_config.py: run this in the course directory, or pass --course")
-    if not (course / "solutions" / options.assignment).is_dir():
-        parser.error(f"no assignment {options.assignment!r} in {course / 'solutions'}")
-    extra = list(passthrough)
-    if options.student:
-        extra += ["--student", options.student]
-    if options.force:
-        extra.append("--force")
-    started = time.monotonic()
-    problems = autograde(course, options.assignment, *extra)
-    report = grading_report(course, options.assignment)
-    rows = json.loads(report.with_suffix(".json").read_text())
-    flagged = [r["student"] for r in rows if any(f["severity"] in _LOOK_AT for f in r["findings"])]
-    print(f"graded {len(rows)} submission(s) of {options.assignment} in {time.monotonic() - started:.0f} s")
-    if problems:
-        print(f"  problems with the submitted files: {', '.join(sorted(problems))}")
-    if flagged:
-        print(f"  worth a look (integrity flags): {', '.join(flagged)}")
-    print(f"report: {report.relative_to(course) if report.is_relative_to(course) else report}")
-    return 0

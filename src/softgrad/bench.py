@@ -43,6 +43,7 @@ import numpy as np
 
 from softgrad import scale
 from softgrad.measure import peak_memory
+from softgrad.progress import Progress
 
 __all__ = [
     "PRESETS",
@@ -87,29 +88,6 @@ PRESETS = {
                    jacobian_sizes=(16, 64, 256, 1024, 2048, 4096), vocabulary=131072, vocab_rows=256, hidden=128,
                    chunk_sizes=(1024, 4096, 16384), gpu_rows=16384, gpu_classes=16384, compile=True),
 }
-
-
-class Progress:
-    """A one-line progress bar on a stream (stderr), redrawn in place; silent when ``stream`` is None."""
-
-    def __init__(self, total: int, stream: TextIO | None = None, width: int = 28) -> None:
-        self.total, self.done, self.stream, self.width = max(1, total), 0, stream, width
-        self.start = time.perf_counter()
-
-    def step(self, label: str) -> None:
-        """Count one finished step, described by ``label``."""
-        self.done = min(self.total, self.done + 1)
-        if self.stream is None:
-            return
-        filled = round(self.width * self.done / self.total)
-        bar = "#" * filled + "." * (self.width - filled)
-        line = f"[{bar}] {self.done}/{self.total} {time.perf_counter() - self.start:5.1f}s {label}"
-        end = "\n" if self.done == self.total else ""
-        if self.stream.isatty():
-            self.stream.write("\r\x1b[2K" + line[:110] + end)
-        else:  # a log file: one line per step, no control characters
-            self.stream.write(line + "\n")
-        self.stream.flush()
 
 
 def round_robin_medians(functions: dict[str, Callable[[], object]], *, repeats: int, warmup: int) -> dict[str, float]:

@@ -1,0 +1,28 @@
+"""The load test: a simulated class graded by softgrad grade on 1 and on 2 workers, every grade checked.
+
+The class size is a knob, ``SOFTGRAD_LOAD_STUDENTS`` (default 120, which keeps CI within its
+time; the closing note's numbers come from ``python tests/loadtest.py --students 500 ...``).
+The speed-up is reported at the end of the run (never asserted: CI's machine is shared with
+the other tests).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from loadtest import grade_copy, make_class, table
+
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
+
+STUDENTS = int(os.environ.get("SOFTGRAD_LOAD_STUDENTS", "120"))
+
+
+def test_a_simulated_class_is_graded_right_on_one_and_two_workers(tmp_path, record_property):
+    template, expected = make_class(tmp_path / "template", STUDENTS)
+    kinds = {score for score in expected.values()}
+    assert len(expected) == STUDENTS and {0.0, 8.0, 15.0} <= kinds, "the class lacks right, wrong or blank work"
+    timings = [grade_copy(template, tmp_path, label, expected, workers)  # raises on any wrong grade
+               for label, workers in (("softgrad 1 worker", 1), ("softgrad 2 workers", 2))]
+    assert all(t.students == STUDENTS for t in timings)
+    record_property("load_table", table(timings))
