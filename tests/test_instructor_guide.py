@@ -23,7 +23,7 @@ from loadtest import WRONG_SOFTMAX
 
 from softgrad import autograde
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("instructor_guide")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
 GUIDE = REPO / "instructors.md"
 PUBLIC = "https://github.com/softgrad-course/softmax.git"

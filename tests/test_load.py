@@ -13,7 +13,7 @@ import os
 import pytest
 from loadtest import grade_copy, make_class, table
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("load")]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
 STUDENTS = int(os.environ.get("SOFTGRAD_LOAD_STUDENTS", "120"))
 

@@ -507,6 +507,10 @@ def main(arguments: list[str]) -> int:
     except (LookupError, ValueError, OSError) as error:
         print(f"softgrad grade: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nsoftgrad grade: stopped. Every submission graded so far is recorded; the same command grades "
+              "the rest.", file=sys.stderr)
+        return 130
     print(run.summary())
 
     def shown(path: Path) -> Path:

@@ -1,0 +1,79 @@
+"""softgrad.gradebook and the class grader's helpers, without grading anything."""
+
+from __future__ import annotations
+
+import pytest
+
+from softgrad import classgrade, gradebook
+
+
+def test_a_submission_digest_changes_with_any_file_and_not_with_order():
+    files = {"softmax.ipynb": b'{"cells": []}', "timestamp.txt": b"2026-11-23 10:00:00"}
+    same = dict(reversed(list(files.items())))
+    assert gradebook.submission_digest(files) == gradebook.submission_digest(same)
+    assert gradebook.submission_digest(files) != gradebook.submission_digest({**files, "timestamp.txt": b"later"})
+    assert gradebook.submission_digest(files) != gradebook.submission_digest(
+        {"softmax.ipynb ": files["softmax.ipynb"], "timestamp.txt": files["timestamp.txt"]})
+
+
+def test_submission_files_leave_out_checkpoints_and_refuse_data_dumps(tmp_path, monkeypatch):
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "softmax-checkpoint.ipynb").write_text("{}")
+    (tmp_path / "softmax.ipynb").write_text("{}")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.npy").write_bytes(b"0" * 100)
+    assert sorted(gradebook.submission_files(tmp_path)) == ["data/x.npy", "softmax.ipynb"]
+    monkeypatch.setattr(gradebook, "MAX_SUBMISSION_BYTES", 50)
+    with pytest.raises(ValueError, match="holds more than .* a submission is notebooks and small files"):
+        gradebook.submission_files(tmp_path)
+
+
+def test_course_config_takes_nbgrader_settings_and_rejects_anything_else(tmp_path):
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.SafeExecute.timeout = 60\n')
+    config = gradebook.course_config(tmp_path, ["--SafeExecute.timeout=5", "--CourseDirectory.course_id=x"])
+    # command-line values stay strings until a trait reads them, as on nbgrader's command line
+    assert str(config.SafeExecute.timeout) == "5" and str(config.CourseDirectory.course_id) == "x"
+    assert config.CourseDirectory.root == str(tmp_path)
+    with pytest.raises(ValueError, match="--Class.trait=value"):
+        gradebook.course_config(tmp_path, ["--timeout", "5"])
+    assert gradebook.course_db_url(tmp_path) == f"sqlite:///{tmp_path / 'gradebook.db'}"
+    assert gradebook.course_db_url(tmp_path, "postgresql://a@b/c") == "postgresql://a@b/c"
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.db_url = "sqlite:////x.db"\n')
+    assert gradebook.course_db_url(tmp_path) == "sqlite:////x.db"
+
+
+def test_messages_never_show_a_database_password():
+    assert gradebook.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
+    assert gradebook.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"
+    assert gradebook.safe_url("sqlite:////tmp/gradebook.db") == "sqlite:////tmp/gradebook.db"
+
+
+def test_the_failure_reason_is_the_line_that_explains(tmp_path):
+    log = ("[AutogradeApp | ERROR] There was an error processing assignment: /x/submitted/ada/ps1\n"
+           "Traceback (most recent call last):\n  File 'x', line 1\n"
+           "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['\n"
+           "[AutogradeApp | ERROR] Please see the the above traceback for details on the specific errors\n")
+    assert classgrade._failure_from_log(log) == ("nbgrader could not grade it: nbformat.reader.NotJSONError: "
+                                                 "Notebook does not appear to be JSON: '{\"cells\": ['")
+    assert "no reason given" in classgrade._failure_from_log("")
+
+
+def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_path):
+    folder = tmp_path / "autograded" / "ada" / "ps1_softmax"
+    folder.mkdir(parents=True)
+    (folder / "old.ipynb").write_text("old")
+    leftover = folder.with_name(".ps1_softmax.deadbeef.partial")
+    leftover.mkdir()
+    classgrade._write_autograded(folder, {"softmax.ipynb": b"new", "sub/timestamp.txt": b"t"}, "run1")
+    assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
+        "softmax.ipynb", "sub/timestamp.txt"]
+    assert sorted(p.name for p in folder.parent.iterdir()) == ["ps1_softmax"]
+
+
+def test_the_summary_says_what_happened():
+    run = classgrade.ClassRun("ps1_softmax", graded=["ada", "bob"], failed={"cy": "not JSON"}, skipped=["dee"],
+                              flagged=["bob"], seconds=150.0, workers=2)
+    text = run.summary()
+    assert text.splitlines()[0] == ("ps1_softmax: graded 2, failed 1, already graded 1, flagged 1, in 2 min 30 s "
+                                    "on 2 worker(s) (1.2 submissions per minute)")
+    assert "failed: cy: not JSON" in text and "worth a look (integrity flags): bob" in text
