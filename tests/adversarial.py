@@ -27,7 +27,7 @@ SOFTMAX_POINTS, LOGSUMEXP_POINTS, LOG_SOFTMAX_POINTS = 7.0, 4.0, 4.0
 # The limits the suite grades with (the course's defaults are 60 s a cell, 900 s a notebook,
 # 4096 MiB): small, so that a loop costs seconds and a memory bomb hits the limit quickly.
 CELL_TIMEOUT = 6
-NOTEBOOK_TIMEOUT = 120  # only loops reach it; generous, so that a loaded machine costs no cells
+NOTEBOOK_TIMEOUT = 60
 MEMORY_LIMIT_MB = 1536
 NBGRADER_ARGS = (
     f"--SafeExecute.timeout={CELL_TIMEOUT}", f"--SafeExecute.notebook_timeout={NOTEBOOK_TIMEOUT}",

@@ -87,8 +87,7 @@ table = {"a": np.ones(2)}
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory):
-    # a generous grace: on a loaded machine the interrupted call may need seconds to answer
-    with Sandbox(cwd=tmp_path_factory.mktemp("sandbox"), call_timeout=2, interrupt_grace=10) as box:
+    with Sandbox(cwd=tmp_path_factory.mktemp("sandbox"), call_timeout=2, interrupt_grace=2) as box:
         box.run_cell("student", STUDENT)
         yield box
 
@@ -197,3 +196,19 @@ def test_writing_into_a_modules_namespace_is_flagged():
 def test_patching_the_checks_is_patching_not_using_the_reference():
     rules = {f.rule for f in scan_cells([("c", "softgrad.testing.check_against_reference = print")])}
     assert rules == {"patches-library"}
+
+
+def test_a_call_is_interrupted_even_when_the_grader_ignores_sigint(tmp_path):
+    """A grader started in the background (`softgrad grade ... &`) hands SIGINT on as ignored."""
+    import signal
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # what `cmd &` in a script does
+    try:
+        box = Sandbox(cwd=tmp_path, call_timeout=2, interrupt_grace=10)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with box:
+        box.run_cell("student", STUDENT)
+        with pytest.raises(TimeoutError, match="took too long"):
+            Proxy(box, "spin")(np.ones(2))
+        assert Proxy(box, "double")(np.ones(1)).tolist() == [2.0]
