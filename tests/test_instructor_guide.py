@@ -1,7 +1,7 @@
 """The instructor guide (instructors.md) works as written: its commands run, in order, and grade a class.
 
 Every ```bash block of the guide runs as it is, with four substitutions for what a test cannot
-have: the public repository (a clone of this one), the private repository (a bare repository
+have: the public repository (this one's committed state), the private repository (a bare repository
 in a temporary folder), the exchange folder, and the PostgreSQL server (a real one, started
 for the test). Between releasing and collecting, three students fetch the assignment, work on
 it and submit it with nbgrader's student commands; at the end they fetch their feedback.
@@ -83,10 +83,15 @@ def test_the_guide_runs_from_a_fork_to_feedback_and_grades(tmp_path):
     exchange = tmp_path / "exchange"
     private = tmp_path / "private.git"
     subprocess.run(["git", "init", "--quiet", "--bare", str(private)], check=True)
+    # "the public repository": this one's committed state as the branch main of a bare repository
+    # (whatever this checkout's branch is called, or a detached HEAD in CI)
+    public = tmp_path / "public.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", "--initial-branch=main", str(public)], check=True)
+    subprocess.run(["git", "-C", str(REPO), "push", "--quiet", str(public), "HEAD:refs/heads/main"], check=True)
     server = postgres.start_server()
     try:
         database = server.create_database("softmax_2026")
-        substitutions = {PUBLIC: str(REPO), PRIVATE: str(private), EXCHANGE: str(exchange), POSTGRES: database}
+        substitutions = {PUBLIC: str(public), PRIVATE: str(private), EXCHANGE: str(exchange), POSTGRES: database}
         blocks = bash_blocks(GUIDE.read_text())
         assert blocks and "git clone" in blocks[0], "the guide starts with the private copy of the course"
         course = tmp_path / "softmax-2026"
