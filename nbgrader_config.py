@@ -41,6 +41,10 @@ c.SafeExecute.timeout = 60
 c.SafeExecute.interrupt_on_timeout = True
 c.SafeExecute.interrupt_grace = 5
 c.SafeExecute.notebook_timeout = 900
+# A kernel that exits before its first answer is started again on fresh ports (twice at most):
+# Jupyter frees a kernel's ports before the kernel binds them, and with several grading
+# workers another process sometimes takes one in between ("Address already in use").
+c.SafeExecute.kernel_start_attempts = 3
 # A memory bomb gets MemoryError (address space limit), or its kernel is killed (resident
 # memory watched from outside); a flood of prints is cut at 200,000 characters per cell.
 c.SafeExecute.memory_limit_mb = 4096

@@ -36,6 +36,12 @@ class GradedClass:
     release: Path
     mutants: dict[str, Mutant]
     results: dict[str, autograde.SubmissionResult]
+    problems: dict[str, list[dict]]
+
+    def not_graded(self, student: str) -> str | None:
+        """Why nbgrader could not grade the student's submission at all, or None when it was graded."""
+        reasons = [p["detail"] for p in self.problems.get(student, []) if p["detail"].startswith("not graded")]
+        return "; ".join(reasons) or None
 
 
 def source_notebooks(assignment: str) -> list[Path]:
@@ -64,8 +70,8 @@ def _grade_class(assignment: str, workdir: Path) -> GradedClass:
     mutants = {m.name: m for m in getattr(catalogue, "MUTANTS", [])}
     for mutant in mutants.values():
         autograde.submit(course, assignment, mutant.name, filled(mutant.answers(), catalogue.NOTEBOOK))
-    autograde.autograde(course, assignment)
-    return GradedClass(assignment, course, release, mutants, autograde.read_results(course, assignment))
+    problems = autograde.autograde(course, assignment)
+    return GradedClass(assignment, course, release, mutants, autograde.read_results(course, assignment), problems)
 
 
 _GRADED: dict[str, GradedClass] = {}

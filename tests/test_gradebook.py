@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from softgrad import classgrade, gradebook
+from softgrad import autograde, classgrade, gradebook
 
 
 def test_a_submission_digest_changes_with_any_file_and_not_with_order():
@@ -53,9 +53,21 @@ def test_the_failure_reason_is_the_line_that_explains(tmp_path):
            "Traceback (most recent call last):\n  File 'x', line 1\n"
            "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['\n"
            "[AutogradeApp | ERROR] Please see the the above traceback for details on the specific errors\n")
-    assert classgrade._failure_from_log(log) == ("nbgrader could not grade it: nbformat.reader.NotJSONError: "
-                                                 "Notebook does not appear to be JSON: '{\"cells\": ['")
-    assert "no reason given" in classgrade._failure_from_log("")
+    assert autograde.failure_from_log(log) == ("nbgrader could not grade it: nbformat.reader.NotJSONError: "
+                                               "Notebook does not appear to be JSON: '{\"cells\": ['")
+    assert "no reason given" in autograde.failure_from_log("")
+
+
+def test_in_a_whole_class_log_each_student_gets_the_reason_of_their_own_submission(tmp_path):
+    def failed(student: str, error: str) -> str:
+        return (f"[AutogradeApp | ERROR] There was an error processing assignment: "
+                f"{tmp_path / 'submitted' / student / 'ps1'}\n{error}\n[AutogradeApp | INFO] Next\n")
+
+    log = failed("ada", "RuntimeError: Kernel died before replying to kernel_info") + failed("bob", "KeyError: 'x'")
+    assert autograde._failure_reason(log, tmp_path, "ps1", "ada").endswith("RuntimeError: Kernel died before "
+                                                                           "replying to kernel_info")
+    assert autograde._failure_reason(log, tmp_path, "ps1", "bob").endswith("KeyError: 'x'")
+    assert "see reports/autograde.log" in autograde._failure_reason(log, tmp_path, "ps1", "cy")
 
 
 def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_path):

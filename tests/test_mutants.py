@@ -23,7 +23,13 @@ CASES = [
 def test_mutant(assignment, mutant, graded_class, record_property):
     record_property("assignment", assignment)
     record_property("mutant_kind", "wrong" if mutant.wrong else "correct")
-    result = graded_class(assignment).results[mutant.name]
+    graded = graded_class(assignment)
+    # A submission nbgrader could not run scores 0 for a reason that has nothing to do with its code.
+    assert graded.not_graded(mutant.name) is None, (
+        f"{mutant.name!r} was not graded: {graded.not_graded(mutant.name)} "
+        f"(log: {graded.course / 'reports' / assignment / 'autograde.log'})"
+    )
+    result = graded.results[mutant.name]
     if mutant.wrong:
         assert result.auto_score < result.auto_max_score, (
             f"the wrong implementation {mutant.name!r} kept full marks ({result.auto_score}/{result.auto_max_score})"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
+
 import nbformat
 import pytest
+from jupyter_client.connect import LocalPortCache
 
 from softgrad.grading import SafeExecute, VerifyOutsideKernel
 
@@ -45,6 +48,39 @@ def test_output_beyond_the_limit_is_dropped_with_a_note():
 def test_the_notebook_time_budget_stops_the_cells_after_it():
     outputs = run("import time; time.sleep(3)", "print('late')", notebook_timeout=2)
     assert outputs[1][0][0] == "NotRun" and "2 s of grading time" in outputs[1][0][1]
+
+
+@pytest.fixture
+def a_taken_port(monkeypatch):
+    """The race Jupyter leaves open: the first port handed to a kernel is taken by another process first.
+
+    Jupyter picks a kernel's ports, frees them, and the kernel binds them a moment later; another
+    grading worker, or any outgoing connection, can take one in between. Yields the handed-out ports.
+    """
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    handed: list[int] = []
+    find = LocalPortCache.find_available_port
+
+    def the_taken_port_first(self, ip):
+        handed.append(taken.getsockname()[1] if not handed else find(self, ip))
+        return handed[-1]
+
+    monkeypatch.setattr(LocalPortCache, "find_available_port", the_taken_port_first)
+    yield handed
+    taken.close()
+
+
+def test_a_kernel_that_lost_its_port_is_started_again_and_the_notebook_runs(a_taken_port):
+    assert run("print('graded')") == [[("stdout", "graded\n")]]
+    assert len(a_taken_port) >= 10, "the kernel was not started a second time: the test proves nothing"
+
+
+def test_without_a_second_start_the_lost_port_costs_the_notebook(a_taken_port):
+    """The same race with one attempt: what happened to a whole submission before the retry."""
+    with pytest.raises(RuntimeError, match="died before replying"):
+        run("print('graded')", kernel_start_attempts=1)
 
 
 def test_an_early_displayed_number_does_not_hide_a_failure():

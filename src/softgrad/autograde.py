@@ -4,11 +4,11 @@
 files are checked (:func:`inspect_submissions`); :func:`grading_report` writes what every
 student scored and what is worth a look. (Instructors grade with ``softgrad grade``, which
 grades in parallel: :mod:`softgrad.classgrade`.) The test suite uses it to prove that grading
-works end to end: it builds a throw-away course directory (the repository's ``nbgrader_config.py`` and the assignment's
-source notebooks), runs ``nbgrader generate_assignment`` (which writes the gradebook with the
-hidden tests), fills submissions from the release notebook, runs ``nbgrader autograde``
-once for the whole class, and reads the scores from the gradebook and the messages from the
-autograded notebooks.
+works end to end: it builds a throw-away course directory (the repository's
+``nbgrader_config.py`` and the assignment's source notebooks), runs ``nbgrader
+generate_assignment`` (which writes the gradebook with the hidden tests), fills submissions
+from the release notebook, runs ``nbgrader autograde`` once for the whole class, and reads
+the scores from the gradebook and the messages from the autograded notebooks.
 
 nbgrader always runs as a subprocess of the current interpreter (``python -m nbgrader``),
 with this environment's ``bin/`` first on PATH, because nbgrader runs ``alembic`` as a
@@ -226,14 +226,26 @@ def inspect_submissions(course: Path, assignment: str) -> dict[str, list[dict]]:
     return problems
 
 
+def failure_from_log(log: str) -> str:
+    """The line of nbgrader's log of one submission that says why it could not grade it.
+
+    Its last exception, else its last error that is not nbgrader's generic "error processing"
+    or "see the above traceback".
+    """
+    lines = [line.strip() for line in log.splitlines() if line.strip()]
+    exceptions = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    errors = [line.split("|", 1)[-1].strip(" ]") for line in lines if "ERROR" in line]
+    useful = [e for e in errors if e and "error processing" not in e and "see the the above" not in e]
+    return "nbgrader could not grade it: " + (exceptions or useful or errors or ["no reason given"])[-1][:400]
+
+
 def _failure_reason(log: str, course: Path, assignment: str, student: str) -> str:
+    """Why nbgrader could not grade one student, from the log of a whole class's run."""
     marker = f"There was an error processing assignment: {course / 'submitted' / student / assignment}"
     start = log.find(marker)
     if start < 0:
-        return "nbgrader could not grade this submission (see reports/autograde.log)"
-    segment = log[start:].split("[AutogradeApp | INFO]")[0]
-    lines = [line.strip() for line in segment.splitlines() if line.strip()]
-    return f"nbgrader could not grade this submission: {lines[-1][:300]}" if lines else "nbgrader failed"
+        return "nbgrader could not grade it (see reports/autograde.log)"
+    return failure_from_log(log[start:].split("[AutogradeApp | INFO]")[0])
 
 
 def _zero_submission(course: Path, assignment: str, student: str) -> None:

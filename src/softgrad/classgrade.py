@@ -29,7 +29,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import shutil
 import socket
 import sys
@@ -55,12 +54,10 @@ from softgrad.gradebook import (
     submission_digest,
     submission_files,
 )
+from softgrad.integrity import WORTH_A_LOOK
 from softgrad.progress import Progress
 
 __all__ = ["ClassRun", "grade_class", "grade_submission", "main"]
-
-# Integrity findings worth a person's look (the others are notes).
-LOOK_AT = {"tampering", "confirmed", "suspicious"}
 
 
 # ---------------------------------------------------------------- the worker's side
@@ -119,15 +116,6 @@ def _quiet_nbgrader_models() -> None:
     warnings.filterwarnings("ignore", category=SAWarning, message=r"Object of type <Submitted")
 
 
-def _failure_from_log(log: str) -> str:
-    """The line of nbgrader's log that says why it could not grade (its last exception, else an error)."""
-    lines = [line.strip() for line in log.splitlines() if line.strip()]
-    exceptions = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
-    errors = [line.split("|", 1)[-1].strip(" ]") for line in lines if "ERROR" in line]
-    useful = [e for e in errors if e and "error processing" not in e and "see the the above" not in e]
-    return "nbgrader could not grade it: " + (exceptions or useful or errors or ["no reason given"])[-1][:400]
-
-
 def grade_submission(package: dict, student: str, files: dict[str, bytes], extension_seconds: float | None) -> dict:
     """Grade one student's submission with nbgrader, in this worker; return plain data.
 
@@ -165,7 +153,7 @@ def grade_submission(package: dict, student: str, files: dict[str, bytes], exten
     try:
         outcome = space.api.autograde(assignment, student, force=True, create=True)
         if not outcome["success"]:
-            return {"ok": False, "reason": _failure_from_log(outcome.get("log") or outcome.get("error") or ""),
+            return {"ok": False, "reason": autograde.failure_from_log(outcome.get("log") or outcome.get("error") or ""),
                     "seconds": time.perf_counter() - started, "worker": worker}
         notebooks = {}
         with Gradebook(space.db_url) as gradebook:
@@ -436,7 +424,7 @@ def _write_reports(course: Path, assignment: str, db_url: str, run: ClassRun, cs
     run.report = autograde.grading_report(course, assignment, db_url=db_url)
     rows = json.loads(run.report.with_suffix(".json").read_text())
     findings = {row["student"]: row["findings"] for row in rows}
-    run.flagged = [row["student"] for row in rows if any(f["severity"] in LOOK_AT for f in row["findings"])]
+    run.flagged = [row["student"] for row in rows if any(f["severity"] in WORTH_A_LOOK for f in row["findings"])]
     with Gradebook(db_url) as gradebook:
         run.csv = export_csv(gradebook, assignment, csv_path or folder / "grades.csv", findings)
 

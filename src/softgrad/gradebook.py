@@ -27,6 +27,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from softgrad.integrity import WORTH_A_LOOK
+
 __all__ = [
     "LEDGER",
     "LedgerRow",
@@ -292,8 +294,7 @@ def export_csv(gradebook, assignment: str, path: Path, findings: Mapping[str, li
         for submission in sorted(gradebook.assignment_submissions(assignment), key=lambda s: s.student_id):
             student = submission.student_id
             row = rows.get(student)
-            flags = [f for f in findings.get(student, []) if f.get("severity") in ("tampering", "confirmed",
-                                                                                    "suspicious")]
+            flags = [f for f in findings.get(student, []) if f.get("severity") in WORTH_A_LOOK]
             writer.writerow([
                 student, row.state if row else "not graded", f"{submission.score:g}",
                 f"{submission.max_score:g}", f"{submission.late_submission_penalty or 0:g}",

@@ -166,6 +166,12 @@ class SafeExecute(Execute):
     interrupt_grace = Integer(
         5, help="Seconds a kernel has to stop after a timeout's interrupt before it is killed."
     ).tag(config=True)
+    kernel_start_attempts = Integer(
+        3, help="Starts of a kernel that dies before it answers, with fresh ports each time. Jupyter picks a "
+                "kernel's ports, frees them, and the kernel binds them later: another process (a second grading "
+                "worker, any outgoing connection) can take one in between, and the kernel exits with "
+                "'Address already in use'."
+    ).tag(config=True)
 
     def preprocess(self, nb, resources=None, km=None):
         self._stopped: str | None = None
@@ -183,6 +189,7 @@ class SafeExecute(Execute):
     # -- the kernel: started with a memory limit, and watched --
 
     async def async_start_new_kernel(self, **kwargs):
+        self._start_kwargs = kwargs
         original = list(self.extra_arguments)
         if self.memory_limit_mb and self.limit_address_space:
             limit = self.memory_limit_mb * 1024 * 1024
@@ -199,8 +206,24 @@ class SafeExecute(Execute):
         if self.memory_limit_mb and process is not None:
             threading.Thread(target=self._watch_memory, args=(process.pid,), daemon=True).start()
 
-    # nbclient binds the synchronous wrapper to its own coroutine: bind it to this one.
+    async def async_start_new_kernel_client(self):
+        for attempt in range(1, max(self.kernel_start_attempts, 1) + 1):
+            try:
+                return await super().async_start_new_kernel_client()
+            except RuntimeError as error:  # nbclient's words for a kernel that exited before its first reply
+                if (attempt >= self.kernel_start_attempts or "died before replying" not in str(error)
+                        or not self.owns_km):
+                    raise
+                self.log.warning("The kernel exited as it started (attempt %d of %d); starting a new one on fresh "
+                                 "ports", attempt, self.kernel_start_attempts)
+                # nbclient's cleanup has shut the kernel down and dropped its manager (returning its ports).
+                self.km = self.create_kernel_manager()
+                await self.async_start_new_kernel(**getattr(self, "_start_kwargs", {}))
+        raise AssertionError("unreachable")
+
+    # nbclient binds the synchronous wrappers to its own coroutines: bind them to these.
     start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
 
     def _watch_memory(self, pid: int) -> None:
         """A second line of defence: the limit above can be raised by code running as root."""

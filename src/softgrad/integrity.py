@@ -21,7 +21,7 @@ from __future__ import annotations
 import ast
 from dataclasses import asdict, dataclass
 
-__all__ = ["RULES", "Finding", "scan_cells"]
+__all__ = ["RULES", "WORTH_A_LOOK", "Finding", "scan_cells"]
 
 RULES = {
     "patches-library": ("tampering", "assigns to an attribute of NumPy, PyTorch, IPython, builtins or the course "
@@ -41,6 +41,9 @@ RULES = {
     "output-flood": ("problem", "a cell printed more than the grader keeps; the rest was dropped"),
     "kernel-problem": ("problem", "the notebook's kernel died, ran out of memory, or ran out of time"),
 }
+
+# The severities that flag a student for a person to read (grades.csv, the class run's summary).
+WORTH_A_LOOK = frozenset({"tampering", "confirmed", "suspicious"})
 
 _LIBRARIES = {"np", "numpy", "torch", "F", "nn", "softgrad", "builtins", "__builtins__", "IPython", "sys", "math",
               "testing", "torch_testing", "reference", "gradcheck", "scipy"}
