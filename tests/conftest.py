@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -140,7 +141,26 @@ def built_book():
     mathjax = REPO / "_vendor" / "_static" / "mathjax" / "tex-mml-chtml.js"
     assert mathjax.exists(), "MathJax is missing from _vendor/: run ./course test (or ./course book) to fetch it"
     jupyter_book = Path(sys.executable).parent / "jupyter-book"
-    done = subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
-                          cwd=REPO, capture_output=True, text=True, timeout=1500)
+
+    def build() -> subprocess.CompletedProcess:
+        return subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+                              cwd=REPO, capture_output=True, text=True, timeout=1500)
+
+    done = build()
+    if done.returncode != 0 and _a_kernel_lost_its_port(done.stdout + done.stderr):
+        done = build()  # the notebooks that ran are cached: only the one whose kernel never started runs again
     assert done.returncode == 0, f"the strict book build failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
     return HTML
+
+
+def _a_kernel_lost_its_port(build_output: str) -> bool:
+    """Whether a notebook of the build failed because its kernel died as it started.
+
+    Jupyter frees a kernel's ports before the kernel binds them; with grading workers busy
+    beside the build, another process can take one in between (see
+    ``SafeExecute.kernel_start_attempts``). myst-nb names the traceback's file in its warning.
+    """
+    logs = re.findall(r"traceback saved in: (\S+\.log)", build_output)
+    texts = [build_output] + [Path(log).read_text(errors="replace") for log in logs if Path(log).exists()]
+    return any("Kernel died before replying to kernel_info" in text or "Address already in use" in text
+               for text in texts)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import REPO, chapter_sources, toc_files
+from conftest import REPO, _a_kernel_lost_its_port, chapter_sources, toc_files
 
 pytestmark = pytest.mark.slow
 
@@ -149,3 +149,15 @@ def test_every_figure_has_alt_text(built_book, source):
     for tag in figures:
         alt = re.search(r'alt="([^"]*)"', tag)
         assert alt and len(alt.group(1)) > 30 and "_images/" not in alt.group(1), f"an image without alt text: {tag}"
+
+
+def test_the_build_is_retried_only_for_a_kernel_that_died_as_it_started(tmp_path):
+    """A lost port (a race outside the book) earns a second build; an error in a chapter's code does not."""
+    died, failed = tmp_path / "died.err.log", tmp_path / "failed.err.log"
+    died.write_text("RuntimeError: Kernel died before replying to kernel_info\n")
+    failed.write_text("ValueError: operands could not be broadcast together\n")
+    warning = "WARNING: Executing notebook failed: RuntimeError [mystnb.exec]\n" \
+              "WARNING: Notebook exception traceback saved in: {} [mystnb.exec]\n"
+    assert _a_kernel_lost_its_port(warning.format(died))
+    assert not _a_kernel_lost_its_port(warning.format(failed))
+    assert not _a_kernel_lost_its_port("build succeeded.")
