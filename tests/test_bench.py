@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
 from dataclasses import replace
 
 import pytest
 
-from softgrad import bench, cli
+from softgrad import bench, cli, progress
 
 # Far smaller than --quick: the tests check the report, not the machine.
 TINY = replace(bench.PRESETS["quick"], name="tiny", rows=64, classes=128, repeats=2, warmup=1,
@@ -130,6 +131,17 @@ def test_progress_bar_counts_and_writes_lines():
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
     assert lines[-1].startswith("[" + "#" * 28 + "]")
     bench.Progress(2).step("silent")  # no stream: nothing to write, nothing raised
+
+
+def test_progress_bar_says_the_time_left_until_the_last_step():
+    stream = io.StringIO()
+    bar = bench.Progress(3, stream)
+    for label in ("a", "b", "c"):
+        bar.step(label, time_left=True)
+    lines = stream.getvalue().splitlines()
+    assert all(re.search(r"\(about \d+ s left\)$", line) for line in lines[:2]), lines
+    assert lines[-1].endswith(" c"), "nothing is left after the last step"
+    assert progress.duration(59.4) == "59 s" and progress.duration(185) == "3 min 05 s"
 
 
 def test_cli_dispatches_and_rejects_unknown_commands(capsys):

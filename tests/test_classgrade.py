@@ -22,8 +22,9 @@ import pytest
 from adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
 from conftest import REPO
 from loadtest import _wrong
+from nbgrader.api import Gradebook
 
-from softgrad import autograde, classgrade
+from softgrad import autograde, classgrade, gradebook
 from softgrad.gradebook import LEDGER
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
@@ -165,6 +166,25 @@ def test_a_changed_resubmission_and_force_are_graded_again(small_class):
     notebook.write_text(json.dumps(nb))
     assert classgrade.grade_class(course, ASSIGNMENT, students=["wrong"], workers=1).graded == ["wrong"]
     assert autograde.read_results(course, ASSIGNMENT)["wrong"].auto_score == EXPECTED["wrong"]
+
+
+def test_a_broken_resubmission_keeps_nothing_of_the_earlier_grade(small_class):
+    """Zeros in the gradebook, and no earlier notebook, hand-given score or feedback to contradict them."""
+    course, _, _ = small_class
+    student = "right_1"
+    first = classgrade.grade_class(course, ASSIGNMENT, students=[student], force=True, workers=1, feedback=True)
+    assert first.feedback == [student]
+    with Gradebook(gradebook.course_db_url(course)) as book:  # the instructor corrects a cell by hand
+        grade = book.find_submission(ASSIGNMENT, student).notebooks[0].grades[0]
+        grade.manual_score = grade.max_score
+        book.db.commit()
+    (course / "submitted" / student / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [')  # a broken re-submission
+    run = classgrade.grade_class(course, ASSIGNMENT, students=[student], workers=1, feedback=True)
+    assert list(run.failed) == [student] and run.feedback == []
+    with Gradebook(gradebook.course_db_url(course)) as book:
+        assert book.find_submission(ASSIGNMENT, student).score == 0
+    for output in ("autograded", "feedback"):
+        assert not (course / output / student / ASSIGNMENT).exists(), f"an earlier run's {output} folder stayed"
 
 
 def _descendants(pid: int) -> set[int]:

@@ -74,12 +74,23 @@ def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_pa
     folder = tmp_path / "autograded" / "ada" / "ps1_softmax"
     folder.mkdir(parents=True)
     (folder / "old.ipynb").write_text("old")
-    leftover = folder.with_name(".ps1_softmax.deadbeef.partial")
-    leftover.mkdir()
+    for leftover in (".ps1_softmax.deadbeef.partial", ".ps1_softmax.deadbeef.old"):  # killed mid-write or mid-swap
+        folder.with_name(leftover).mkdir()
     classgrade._write_autograded(folder, {"softmax.ipynb": b"new", "sub/timestamp.txt": b"t"}, "run1")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
         "softmax.ipynb", "sub/timestamp.txt"]
     assert sorted(p.name for p in folder.parent.iterdir()) == ["ps1_softmax"]
+
+
+def test_a_worker_keeps_only_the_latest_workspaces(tmp_path, monkeypatch):
+    """A long-lived worker of a shared scheduler gets a new package every run; old ones are removed."""
+    monkeypatch.setattr(classgrade, "_WORKSPACES", {})
+    roots = [tmp_path / f"run{i}" for i in range(classgrade._WORKSPACES_KEPT + 2)]
+    for i, root in enumerate(roots):
+        root.mkdir()
+        classgrade._remember(f"digest{i}", classgrade._Workspace(root, "sqlite://", None))
+    assert [r.exists() for r in roots] == [False, False] + [True] * classgrade._WORKSPACES_KEPT
+    assert list(classgrade._WORKSPACES) == [f"digest{i}" for i in range(2, len(roots))]
 
 
 def test_the_summary_says_what_happened():

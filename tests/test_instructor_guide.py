@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from adversarial import ASSIGNMENT, FULL, NOTEBOOK, SOFTMAX_POINTS, cell
+from adversarial import ASSIGNMENT, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
 from conftest import REPO
 from loadtest import WRONG_SOFTMAX
 
@@ -66,7 +66,7 @@ def _students_submit(tmp: Path, env: dict, exchange: Path) -> None:
         nb = autograde.fill_notebook(notebook, {} if student == "cy" else answers)
         if student == "bob":
             cell(nb, "softmax").source = WRONG_SOFTMAX
-        notebook.write_text(__import__("nbformat").writes(nb))
+        write(nb, home / ASSIGNMENT)
         _run([sys.executable, "-m", "nbgrader", "submit", ASSIGNMENT, f"--student={student}", *flags], home, env)
 
 

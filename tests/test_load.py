@@ -24,5 +24,4 @@ def test_a_simulated_class_is_graded_right_on_one_and_two_workers(tmp_path, reco
     assert len(expected) == STUDENTS and {0.0, 8.0, 15.0} <= kinds, "the class lacks right, wrong or blank work"
     timings = [grade_copy(template, tmp_path, label, expected, workers)  # raises on any wrong grade
                for label, workers in (("softgrad 1 worker", 1), ("softgrad 2 workers", 2))]
-    assert all(t.students == STUDENTS for t in timings)
     record_property("load_table", table(timings))

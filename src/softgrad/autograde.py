@@ -160,9 +160,7 @@ def autograde(course: Path, assignment: str, *extra: str) -> dict[str, list[dict
         known = [p["detail"] for p in problems.get(student, [])]
         reason = "; ".join(known) or _failure_reason(log, course, assignment, student)
         _zero_submission(course, assignment, student)
-        problems.setdefault(student, []).append(
-            {"rule": "submission-problem", "cell": "(notebook)", "line": 0, "severity": "problem",
-             "detail": f"not graded, all cells score 0: {reason}"})
+        problems.setdefault(student, []).append(not_graded(reason))
     (reports / "problems.json").write_text(json.dumps(problems, indent=1, sort_keys=True))
     return problems
 
@@ -193,8 +191,7 @@ def inspect_submissions(course: Path, assignment: str) -> dict[str, list[dict]]:
         found = []
 
         def note(detail: str, cell: str = "(notebook)", found: list = found) -> None:
-            found.append({"rule": "submission-problem", "cell": cell, "line": 0, "severity": "problem",
-                          "detail": detail})
+            found.append(submission_problem(detail, cell))
 
         others = sorted(p.name for p in folder.glob("*.ipynb") if p.name not in expected)
         for name in expected:
@@ -237,6 +234,16 @@ def failure_from_log(log: str) -> str:
     errors = [line.split("|", 1)[-1].strip(" ]") for line in lines if "ERROR" in line]
     useful = [e for e in errors if e and "error processing" not in e and "see the the above" not in e]
     return "nbgrader could not grade it: " + (exceptions or useful or errors or ["no reason given"])[-1][:400]
+
+
+def submission_problem(detail: str, cell: str = "(notebook)") -> dict:
+    """A finding of the intake or of nbgrader about the submitted files, as the reports record it."""
+    return {"rule": "submission-problem", "cell": cell, "line": 0, "severity": "problem", "detail": detail}
+
+
+def not_graded(reason: str) -> dict:
+    """The finding for a submission nbgrader could not grade: every cell scores 0."""
+    return submission_problem(f"not graded, all cells score 0: {reason}")
 
 
 def _failure_reason(log: str, course: Path, assignment: str, student: str) -> str:

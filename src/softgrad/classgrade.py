@@ -55,7 +55,7 @@ from softgrad.gradebook import (
     submission_files,
 )
 from softgrad.integrity import WORTH_A_LOOK
-from softgrad.progress import Progress
+from softgrad.progress import Progress, duration
 
 __all__ = ["ClassRun", "grade_class", "grade_submission", "main"]
 
@@ -72,6 +72,9 @@ class _Workspace:
 
 
 _WORKSPACES: dict[str, _Workspace] = {}
+# Every run exports a new package (nbgrader's rows get fresh ids), so a long-lived worker of an
+# existing scheduler would keep one workspace per run: it keeps the latest few and removes the rest.
+_WORKSPACES_KEPT = 3
 
 
 def _scratch_parent() -> str | None:
@@ -103,8 +106,15 @@ def _workspace(package: dict) -> _Workspace:
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         (source / name).write_bytes(data)
     space = _Workspace(root, db_url, NbGraderAPI(coursedir=coursedir, config=config))
-    _WORKSPACES[package["digest"]] = space
+    _remember(package["digest"], space)
     return space
+
+
+def _remember(digest: str, space: _Workspace) -> None:
+    """Cache a workspace; remove the oldest beyond the few kept (dicts keep insertion order)."""
+    _WORKSPACES[digest] = space
+    while len(_WORKSPACES) > _WORKSPACES_KEPT:
+        shutil.rmtree(_WORKSPACES.pop(next(iter(_WORKSPACES))).root, ignore_errors=True)
 
 
 def _quiet_nbgrader_models() -> None:
@@ -201,7 +211,7 @@ class ClassRun:
     def summary(self) -> str:
         where = f" on {self.workers} worker(s)" if self.workers else ""
         lines = [f"{self.assignment}: graded {len(self.graded)}, failed {len(self.failed)}, "
-                 f"already graded {len(self.skipped)}, flagged {len(self.flagged)}, in {_duration(self.seconds)}"
+                 f"already graded {len(self.skipped)}, flagged {len(self.flagged)}, in {duration(self.seconds)}"
                  + where + (f" ({self.per_minute:.1f} submissions per minute)" if self.per_minute else "")]
         for student, reason in sorted(self.failed.items()):
             lines.append(f"  failed: {student}: {reason}")
@@ -212,10 +222,6 @@ class ClassRun:
         if self.feedback:
             lines.append(f"  feedback written for {len(self.feedback)} student(s) in feedback/")
         return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
 
 
 def _package(course: Path, assignment: str, db_url: str, overrides: Sequence[str]) -> dict:
@@ -242,8 +248,9 @@ def _identity(value):
 
 def _write_autograded(folder: Path, files: dict[str, bytes], run_id: str) -> None:
     """Replace the student's autograded folder with ``files`` at once (never half old, half new)."""
-    for leftover in folder.parent.glob(f".{folder.name}.*.partial"):  # from a run that was killed
-        shutil.rmtree(leftover, ignore_errors=True)
+    for pattern in (f".{folder.name}.*.partial", f".{folder.name}.*.old"):  # from a run that was killed
+        for leftover in folder.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
     partial = folder.with_name(f".{folder.name}.{run_id}.partial")
     for name, data in files.items():
         (partial / name).parent.mkdir(parents=True, exist_ok=True)
@@ -352,8 +359,7 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
     if feedback:  # for the students graded now, and those graded before who have none yet
         missing = [s for s in run.skipped
                    if not Path(coursedir.format_path(coursedir.feedback_directory, s, assignment)).exists()]
-        run.feedback = _generate_feedback(course, assignment, db_url, overrides,
-                                          run.graded + list(run.failed) + missing, progress)
+        run.feedback = _generate_feedback(course, assignment, db_url, overrides, run.graded + missing, progress)
     return run
 
 
@@ -398,12 +404,13 @@ def _grade_on_dask(course, coursedir, gradebook, package, todo, run, run_id, wor
                 reason = known or result["reason"]
                 record_failure(gradebook, assignment, student, reason, digest=digest, run_id=run_id,
                                worker=result.get("worker"))
+                # nbgrader removes the output of a submission it could not grade; so does this: an
+                # earlier run's notebook and feedback would contradict the zeros now recorded.
+                for output in (coursedir.autograded_directory, coursedir.feedback_directory):
+                    shutil.rmtree(coursedir.format_path(output, student, assignment), ignore_errors=True)
                 run.failed[student] = reason
                 label = f"{student}: failed"
-            rate = bar.done + 1
-            elapsed = time.perf_counter() - bar.start
-            remaining = (len(todo) - rate) * elapsed / rate
-            bar.step(f"{label}  (about {_duration(remaining)} left)" if rate < len(todo) else label)
+            bar.step(label, time_left=True)
     finally:
         client.close()
         if cluster is not None:
@@ -417,9 +424,7 @@ def _write_reports(course: Path, assignment: str, db_url: str, run: ClassRun, cs
     folder.mkdir(parents=True, exist_ok=True)
     problems = {student: list(found) for student, found in run.problems.items()}
     for student, reason in run.failed.items():
-        problems.setdefault(student, []).append(
-            {"rule": "submission-problem", "cell": "(notebook)", "line": 0, "severity": "problem",
-             "detail": f"not graded, all cells score 0: {reason}"})
+        problems.setdefault(student, []).append(autograde.not_graded(reason))
     (folder / "problems.json").write_text(json.dumps(problems, indent=1, sort_keys=True))
     run.report = autograde.grading_report(course, assignment, db_url=db_url)
     rows = json.loads(run.report.with_suffix(".json").read_text())
@@ -474,7 +479,8 @@ def main(arguments: list[str]) -> int:
     parser.add_argument("--csv", type=Path, metavar="FILE", help="where to write the grades (default: "
                                                                  "reports/ASSIGNMENT/grades.csv)")
     parser.add_argument("--feedback", action="store_true",
-                        help="also write nbgrader's HTML feedback for every student graded in this run")
+                        help="also write nbgrader's HTML feedback for every student graded in this run, and for "
+                             "those graded before who have none yet")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     passthrough: list[str] = []
     if "--" in arguments:

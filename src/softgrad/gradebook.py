@@ -256,7 +256,8 @@ def record_failure(gradebook, assignment: str, student: str, reason: str, *, dig
                    timestamp: str | None = None, worker: str | None = None) -> None:
     """Every grade of the submission set to 0 with the reason in the ledger, in one transaction.
 
-    A submission that could not be graded never keeps a grade from an earlier run. The next
+    A submission that could not be graded never keeps a grade from an earlier run, automatic or
+    given by hand (nbgrader counts a manual score before the automatic one). The next
     ``softgrad grade`` tries it again (a failed row is not a finished one).
     """
     submission = _submission(gradebook, assignment, student, timestamp)
@@ -264,6 +265,7 @@ def record_failure(gradebook, assignment: str, student: str, reason: str, *, dig
     for notebook in submission.notebooks:
         for grade in notebook.grades:
             grade.auto_score = 0.0
+            grade.manual_score = None
             grade.needs_manual_grade = False
             max_score += grade.max_score
     _write_ledger(gradebook, assignment, student, state="failed", digest=digest, score=0.0, max_score=max_score,
