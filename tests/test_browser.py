@@ -198,13 +198,13 @@ def test_search_finds_jacobian(browser, site):
 def test_dark_mode_follows_the_readers_setting(browser, site):
     visit = Visit(browser, site, color_scheme="dark")
     try:
-        page = visit.open("chapters/02_jacobian.html")
+        page = visit.open("chapters/03_jacobian.html")
         assert page.evaluate("document.documentElement.dataset.theme") == "dark"
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
         channels = [int(c) for c in re.findall(r"\d+", background)[:3]]
         assert sum(channels) < 3 * 80, f"the page background is not dark: {background}"
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / "dark__chapters__02_jacobian.png"))
+        page.screenshot(path=str(SCREENSHOTS / "dark__chapters__03_jacobian.png"))
         assert not visit.errors, visit.errors
     finally:
         visit.close()

@@ -42,11 +42,14 @@ def _float64(z: np.ndarray) -> np.ndarray:
 def logsumexp(z: np.ndarray, axis: int = -1) -> np.ndarray:
     """``log(sum(exp(z), axis))`` without overflow: ``m + log(sum(exp(z - m)))``, ``m = max(z)``.
 
-    Reduces ``axis`` (no keepdims). Finite for any finite input.
+    Reduces ``axis`` (no keepdims). Finite for any finite input; -inf for a row whose entries
+    are all -inf (a fully masked row: the sum of no terms is 0, and log 0 = -inf).
     """
     z = _float64(z)
     m = np.max(z, axis=axis, keepdims=True)
-    return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(z - m), axis=axis))
+    shift = np.where(m == -np.inf, 0.0, m)
+    with np.errstate(divide="ignore"):
+        return np.squeeze(m, axis=axis) + np.log(np.sum(np.exp(z - shift), axis=axis))
 
 
 def log_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:

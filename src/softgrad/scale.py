@@ -298,7 +298,10 @@ def logsumexp_partial(chunk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.issubdtype(chunk.dtype, np.floating):
         chunk = chunk.astype(np.float64)
     m = chunk.max(axis=-1)
-    return m, np.exp(chunk - m[..., None]).sum(axis=-1)
+    # A row whose entries are all -inf (masked) has m = -inf and an empty sum: s = 0, not
+    # exp(-inf - (-inf)) = nan. Shifting such a row by 0 instead gives exactly that.
+    shift = np.where(m == -np.inf, 0.0, m).astype(m.dtype, copy=False)
+    return m, np.exp(chunk - shift[..., None]).sum(axis=-1)
 
 
 def logsumexp_combine(a: tuple[np.ndarray, np.ndarray],
@@ -307,13 +310,24 @@ def logsumexp_combine(a: tuple[np.ndarray, np.ndarray],
 
     ``m = max(m_a, m_b)``, and each sum is rescaled to the new maximum before adding:
     ``s = s_a * exp(m_a - m) + s_b * exp(m_b - m)``. The factors are at most 1, so nothing
-    overflows. The operation is commutative (exactly, even in floating point) and
+    overflows; a factor whose maximum is -inf (no finite entry) is 0. The operation is commutative (exactly, even in floating point) and
     associative (exactly in real arithmetic, to rounding in floating point), which is what
     lets a GPU, or a FlashAttention kernel, combine partial results in any order.
     """
     (m_a, s_a), (m_b, s_b) = a, b
     m = np.maximum(m_a, m_b)
-    return m, s_a * np.exp(m_a - m) + s_b * np.exp(m_b - m)
+    return m, s_a * _rescale(m_a, m) + s_b * _rescale(m_b, m)
+
+
+def _rescale(m_old: np.ndarray, m_new: np.ndarray) -> np.ndarray:
+    """``exp(m_old - m_new)``, defined as 0 when ``m_old`` is -inf (a summary of no finite entry).
+
+    Without that definition, combining two fully masked rows (every entry -inf, as in a
+    masked attention row) would evaluate exp(-inf - (-inf)) = exp(nan) = nan; with it, the
+    empty state (-inf, 0) is a neutral element: combining it with any summary changes nothing.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.where(m_old == -np.inf, 0.0, np.exp(m_old - m_new)).astype(np.result_type(m_old, m_new), copy=False)
 
 
 def online_logsumexp(chunks: Iterable[np.ndarray]) -> np.ndarray:
@@ -332,7 +346,8 @@ def online_logsumexp(chunks: Iterable[np.ndarray]) -> np.ndarray:
     if state is None:
         raise ValueError("online_logsumexp needs at least one chunk")
     m, s = state
-    return (m + np.log(s)).astype(dtype, copy=False)
+    with np.errstate(divide="ignore"):  # a fully masked row: m = -inf, s = 0, log-sum-exp -inf
+        return (m + np.log(s)).astype(dtype, copy=False)
 
 
 # ---------------------------------------------------------------------------------------
