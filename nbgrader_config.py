@@ -11,13 +11,13 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 # submitted/, autograded/, feedback/ and gradebook.db keep nbgrader's defaults (all git-ignored).
 
-# ---- Robust and honest grading (softgrad.grading; the README's "Grading safely" lists the cases) ----
+# ---- Robust and honest grading (softgrad.grader.preprocessors; the README's "Grading safely" lists the cases) ----
 # Sanitizing: note what a student did to the test cells, keep the first of duplicated cells
 # graded (nbgrader's own DeduplicateIds stops the class run on one), restore deleted test cells.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
-    "softgrad.grading.InspectSubmission",
-    "softgrad.grading.SafeDeduplicateIds",
+    "softgrad.grader.preprocessors.InspectSubmission",
+    "softgrad.grader.preprocessors.SafeDeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -26,11 +26,11 @@ c.OverwriteCells.add_missing_cells = True
 # Executing: nbgrader's steps, with SafeExecute instead of Execute, and the re-run of the test
 # cells outside the student's kernel before the scores are saved.
 c.Autograde.autograde_preprocessors = [
-    "softgrad.grading.SafeExecute",
+    "softgrad.grader.preprocessors.SafeExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "softgrad.grading.VerifyOutsideKernel",
+    "softgrad.grader.preprocessors.VerifyOutsideKernel",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
@@ -54,7 +54,7 @@ c.SafeExecute.output_limit_bytes = 200_000
 # integrity report's reading of the code is what flags tampering.
 c.VerifyOutsideKernel.call_timeout = 60
 c.VerifyOutsideKernel.memory_limit_mb = 4096
-c.VerifyOutsideKernel.in_kernel_only = {
+c.VerifyOutsideKernel.not_rerun = {
     "ps5_pytorch": "PyTorch tensors and autograd graphs cannot cross a process boundary as plain data",
 }
 # Tracebacks in graded notebooks show only the exception and its message. The course's

@@ -13,8 +13,9 @@ import pytest
 import yaml
 from hypothesis import settings
 from mutants import Mutant, catalogues
+from support import scaffold
 
-from softgrad import autograde
+from softgrad.grader.report import SubmissionResult, read_results
 
 # In CI, property-based tests draw the same examples every run: a failure there is reproducible,
 # never a coin toss. Locally they explore new examples each run.
@@ -36,7 +37,7 @@ class GradedClass:
     course: Path
     release: Path
     mutants: dict[str, Mutant]
-    results: dict[str, autograde.SubmissionResult]
+    results: dict[str, SubmissionResult]
     problems: dict[str, list[dict]]
 
     def not_graded(self, student: str) -> str | None:
@@ -50,10 +51,10 @@ def source_notebooks(assignment: str) -> list[Path]:
 
 
 def _grade_class(assignment: str, workdir: Path) -> GradedClass:
-    course = autograde.make_course(workdir, REPO, [assignment])
-    release = autograde.generate_assignment(course, assignment)
+    course = scaffold.make_course(workdir, REPO, [assignment])
+    release = scaffold.generate_assignment(course, assignment)
     notebooks = {p.name: p for p in source_notebooks(assignment)}
-    answers = {name: autograde.solution_sources(path) for name, path in notebooks.items()}
+    answers = {name: scaffold.solution_sources(path) for name, path in notebooks.items()}
 
     def filled(overrides: dict[str, str], notebook: str | None = None) -> dict:
         out = {}
@@ -61,18 +62,18 @@ def _grade_class(assignment: str, workdir: Path) -> GradedClass:
             cells = dict(answers[name])
             if notebook is None or name == notebook:
                 cells.update(overrides)
-            out[name] = autograde.fill_notebook(release / name, cells)
+            out[name] = scaffold.fill_notebook(release / name, cells)
         return out
 
-    autograde.submit(course, assignment, SOLUTION_STUDENT, filled({}))
-    untouched = {name: autograde.fill_notebook(release / name, {}) for name in notebooks}
-    autograde.submit(course, assignment, UNTOUCHED_STUDENT, untouched)
+    scaffold.submit(course, assignment, SOLUTION_STUDENT, filled({}))
+    untouched = {name: scaffold.fill_notebook(release / name, {}) for name in notebooks}
+    scaffold.submit(course, assignment, UNTOUCHED_STUDENT, untouched)
     catalogue = catalogues().get(assignment)
     mutants = {m.name: m for m in getattr(catalogue, "MUTANTS", [])}
     for mutant in mutants.values():
-        autograde.submit(course, assignment, mutant.name, filled(mutant.answers(), catalogue.NOTEBOOK))
-    problems = autograde.autograde(course, assignment)
-    return GradedClass(assignment, course, release, mutants, autograde.read_results(course, assignment), problems)
+        scaffold.submit(course, assignment, mutant.name, filled(mutant.answers(), catalogue.NOTEBOOK))
+    problems = scaffold.autograde(course, assignment)
+    return GradedClass(assignment, course, release, mutants, read_results(course, assignment), problems)
 
 
 _GRADED: dict[str, GradedClass] = {}

@@ -1,40 +1,57 @@
 """softgrad: the library of the course *Softmax, from first principles to GPU code*.
 
-Modules
--------
-:mod:`softgrad.gradcheck`
-    Numerical gradient checking in float64: central differences, directional derivatives,
-    relative error, and :func:`~softgrad.gradcheck.check_gradient`.
-:mod:`softgrad.testing`
-    The checks that assignment test cells call: safe calls of student code, result
-    validation, comparison with a trusted reference, and named diagnoses.
-:mod:`softgrad.torch_testing`
-    The same for PyTorch code (problem set 5): a hand-written autograd Function, devices.
-:mod:`softgrad.torchtools`
-    One device value (``pick_device``) and synchronised timing on any device.
-:mod:`softgrad.mistakes`
-    The catalogue of known mistakes, with implementations that reproduce them.
-:mod:`softgrad.reference`
-    Trusted float64 implementations that the tests compare against.
-:mod:`softgrad.autograde`
-    Running the real nbgrader pipeline on a class of submissions: the test suite's helpers,
-    the checks of submitted files, the grading report, and ``softgrad grade``.
-:mod:`softgrad.grading`
-    The nbgrader preprocessors that make grading robust and honest (``nbgrader_config.py``).
-:mod:`softgrad.replay`, :mod:`softgrad.sandbox`
-    Re-running test cells outside the student's kernel, with the student's code in a
-    separate process that only plain data crosses.
-:mod:`softgrad.check`
-    ``softgrad check NOTEBOOK``: every test, hidden ones too, against a reader's own notebook.
-:mod:`softgrad.integrity`
-    Reading student code for what an instructor should look at (the integrity report).
-:mod:`softgrad.scale`
-    Softmax at scale (chapter 6): fused and threaded NumPy kernels, online log-sum-exp,
-    chunked large-vocabulary cross-entropy.
-:mod:`softgrad.bench`
-    ``softgrad bench``: timings against the machine's own limits (copy bandwidth, one exp pass).
-:mod:`softgrad.book`
-    Helpers that keep the book's chapters runnable outside a book build.
+It serves three audiences, in three places; dependencies point one way only (the grading
+infrastructure uses the checks, the checks use the teaching library), which the test suite
+enforces with import-linter contracts (``pyproject.toml``).
+
+The teaching library (what the chapters use; each module says which chapter defines it)
+    :mod:`softgrad.reference`
+        Trusted float64 implementations of every formula of the book (chapters 1 to 8).
+    :mod:`softgrad.gradcheck`
+        Numerical gradient checking in float64 (chapter 2): central differences, directional
+        derivatives, relative error, :func:`~softgrad.gradcheck.check_gradient`.
+    :mod:`softgrad.data`
+        The handwritten digits of chapter 5, loaded without a download.
+    :mod:`softgrad.torchtools`
+        One device value (``pick_device``) and synchronised timing on any device (chapter 7).
+    :mod:`softgrad.scale`
+        Softmax at scale (chapter 8): fused and threaded NumPy kernels, online log-sum-exp,
+        chunked large-vocabulary cross-entropy.
+    :mod:`softgrad.bench`, :mod:`softgrad.measure`, :mod:`softgrad.progress`
+        ``softgrad bench``: timings against the machine's own limits; peak memory and lines run;
+        a progress line for long runs.
+    :mod:`softgrad.book`
+        Helpers that keep the book's chapters runnable outside a book build.
+
+The checks that test cells call
+    :mod:`softgrad.testing`
+        Calling a student's function safely, judging its result against a reference, checking
+        gradients, training loops and streams, and naming the known mistake a wrong result
+        matches (subpackage; PyTorch's checks in :mod:`softgrad.testing.pytorch`, imported by
+        the notebooks as ``softgrad.torch_testing``).
+    :mod:`softgrad.mistakes`
+        The catalogue of known mistakes, one module per chapter, with implementations that
+        reproduce each one.
+
+The grading infrastructure that instructors run (:mod:`softgrad.grader`)
+    :mod:`softgrad.grader.preprocessors`
+        The nbgrader preprocessors that make grading robust and honest (``nbgrader_config.py``).
+    :mod:`softgrad.grader.guard`, :mod:`softgrad.grader.replay`, :mod:`softgrad.grader.sandbox`
+        Undoing what a student's code patched, and re-running the test cells outside the
+        student's kernel, with the student's code in a separate process that only plain data
+        crosses.
+    :mod:`softgrad.grader.integrity`
+        Reading student code for what an instructor should look at.
+    :mod:`softgrad.grader.classgrade`
+        ``softgrad grade``: a class graded in parallel, one pipeline of intake, grade, record,
+        report and feedback (:mod:`~softgrad.grader.intake`, :mod:`~softgrad.grader.grade`,
+        :mod:`~softgrad.grader.record`, :mod:`~softgrad.grader.report`,
+        :mod:`~softgrad.grader.feedback`; :mod:`~softgrad.grader.course` reads the course's
+        configuration).
+    :mod:`softgrad.grader.check`
+        ``softgrad check NOTEBOOK``: every test, hidden ones too, against a reader's own notebook.
+
+:mod:`softgrad.cli` is the ``softgrad`` command, which dispatches to the three.
 """
 
 from softgrad.gradcheck import (
@@ -46,7 +63,6 @@ from softgrad.gradcheck import (
     numerical_gradient,
     relative_error,
 )
-from softgrad.testing import call_student, check_against_reference
 
 __version__ = "0.1.0"
 
@@ -62,3 +78,13 @@ __all__ = [
     "numerical_gradient",
     "relative_error",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``softgrad.call_student`` and ``softgrad.check_against_reference``, as before: they live in
+    :mod:`softgrad.testing`, imported only when asked for (the teaching library never needs it)."""
+    if name in ("call_student", "check_against_reference"):
+        from softgrad import testing
+
+        return getattr(testing, name)
+    raise AttributeError(f"module 'softgrad' has no attribute {name!r}")

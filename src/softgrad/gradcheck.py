@@ -44,11 +44,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
 from softgrad._failures import fail, format_index, worst_entries
-from softgrad.mistakes import Mistake
 
 __all__ = [
     "EPS64",
@@ -70,6 +70,13 @@ EPS64 = float(np.finfo(np.float64).eps)
 
 GRADIENT_RTOL = 1e-6
 """Relative error above which a gradient is declared wrong (see the module docstring)."""
+
+class Mistake(Protocol):
+    """A known mistake that a wrong gradient may match: anything that can describe itself to a student
+    (the course's catalogue, :class:`softgrad.mistakes.Mistake`, is one)."""
+
+    def describe(self) -> str: ...
+
 
 Candidate = np.ndarray | Callable[[], np.ndarray]
 Candidates = Candidate | list[Candidate] | tuple[Candidate, ...]

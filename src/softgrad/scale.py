@@ -310,9 +310,10 @@ def logsumexp_combine(a: tuple[np.ndarray, np.ndarray],
 
     ``m = max(m_a, m_b)``, and each sum is rescaled to the new maximum before adding:
     ``s = s_a * exp(m_a - m) + s_b * exp(m_b - m)``. The factors are at most 1, so nothing
-    overflows; a factor whose maximum is -inf (no finite entry) is 0. The operation is commutative (exactly, even in floating point) and
-    associative (exactly in real arithmetic, to rounding in floating point), which is what
-    lets a GPU, or a FlashAttention kernel, combine partial results in any order.
+    overflows; a factor whose maximum is -inf (a summary of no finite entry) is 0. The
+    operation is commutative (exactly, even in floating point) and associative (exactly in
+    real arithmetic, to rounding in floating point), which is what lets a GPU, or a
+    FlashAttention kernel, combine partial results in any order.
     """
     (m_a, s_a), (m_b, s_b) = a, b
     m = np.maximum(m_a, m_b)
@@ -327,7 +328,8 @@ def _rescale(m_old: np.ndarray, m_new: np.ndarray) -> np.ndarray:
     empty state (-inf, 0) is a neutral element: combining it with any summary changes nothing.
     """
     with np.errstate(invalid="ignore"):
-        return np.where(m_old == -np.inf, 0.0, np.exp(m_old - m_new)).astype(np.result_type(m_old, m_new), copy=False)
+        factor = np.where(m_old == -np.inf, 0.0, np.exp(m_old - m_new))
+    return factor.astype(np.result_type(m_old, m_new), copy=False)
 
 
 def online_logsumexp(chunks: Iterable[np.ndarray]) -> np.ndarray:

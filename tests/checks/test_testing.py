@@ -429,7 +429,7 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
 # ---- tolerances and messages shared by every assignment ---------------------------------------
 
 def test_integer_targets_do_not_widen_the_tolerance():
-    from softgrad.testing import _judge
+    from softgrad.testing.core import _judge
 
     def judge(value, *args):
         _judge(value, np.array(1.0), what="f(x)", dtype=np.dtype(np.float64), strict_dtype=False, args=args,

@@ -17,11 +17,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from adversarial import ASSIGNMENT, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
 from conftest import REPO
-from loadtest import WRONG_SOFTMAX
+from support import scaffold
+from support.adversarial import ASSIGNMENT, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
+from support.loadtest import WRONG_SOFTMAX
 
-from softgrad import autograde
+from softgrad.grader import report
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
@@ -56,14 +57,14 @@ def _run(command: list[str] | str, cwd: Path, env: dict, shell: bool = False) ->
 
 def _students_submit(tmp: Path, env: dict, exchange: Path) -> None:
     """Three students fetch ps1, write their answers and submit, with nbgrader's student commands."""
-    answers = autograde.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
+    answers = scaffold.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
     for student in STUDENTS:
         home = tmp / "home" / student
         home.mkdir(parents=True)
         flags = [f"--course={COURSE_ID}", f"--Exchange.root={exchange}"]
         _run([sys.executable, "-m", "nbgrader", "fetch_assignment", ASSIGNMENT, *flags], home, env)
         notebook = home / ASSIGNMENT / NOTEBOOK
-        nb = autograde.fill_notebook(notebook, {} if student == "cy" else answers)
+        nb = scaffold.fill_notebook(notebook, {} if student == "cy" else answers)
         if student == "bob":
             cell(nb, "softmax").source = WRONG_SOFTMAX
         write(nb, home / ASSIGNMENT)
@@ -71,7 +72,7 @@ def _students_submit(tmp: Path, env: dict, exchange: Path) -> None:
 
 
 def test_the_guide_runs_from_a_fork_to_feedback_and_grades(tmp_path):
-    import postgres
+    from support import postgres
 
     if postgres.find_bin() is None:
         if os.environ.get("CI"):
@@ -106,7 +107,7 @@ def test_the_guide_runs_from_a_fork_to_feedback_and_grades(tmp_path):
                 _run(block, course, env, shell=True)
         # the graded class is right in SQLite and in PostgreSQL
         for db_url in (None, database):
-            scores = {s: r.auto_score for s, r in autograde.read_results(course, ASSIGNMENT, db_url=db_url).items()}
+            scores = {s: r.auto_score for s, r in report.read_results(course, ASSIGNMENT, db_url=db_url).items()}
             assert scores == STUDENTS, f"grades in {db_url or 'gradebook.db'}: {scores}"
     finally:
         server.stop()

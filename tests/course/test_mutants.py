@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from conftest import ASSIGNMENTS, source_notebooks
 from mutants import catalogues
+from support import scaffold
 
-from softgrad import autograde
 from softgrad.mistakes import CATALOGUE
 
 pytestmark = pytest.mark.slow
@@ -63,7 +63,7 @@ def test_every_known_mistake_of_the_assignment_has_a_mutant(assignment):
     """Each catalogued mistake that applies to a graded function of the assignment is exercised."""
     graded = set()
     for notebook in source_notebooks(assignment):
-        graded |= set(autograde.solution_sources(notebook))
+        graded |= set(scaffold.solution_sources(notebook))
     applicable = {m.id for m in CATALOGUE.values() if set(m.implementations) & graded}
     applicable.add("mutates-input")
     named = {m.diagnosis.strip("[]") for m in CATALOGUES[assignment].MUTANTS if m.wrong and m.diagnosis}

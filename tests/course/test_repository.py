@@ -48,3 +48,27 @@ def test_ci_runs_the_test_command_of_the_readme():
 
 def test_torch_is_pinned_to_the_cpu_wheel_version():
     assert '"torch==2.13.0"' in (REPO / "pyproject.toml").read_text()
+
+
+def test_the_package_keeps_its_three_jobs_apart():
+    """grading -> checks -> library, never the other way: the import-linter contracts in pyproject.toml."""
+    lint = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint), "--no-cache"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "0 broken" in done.stdout
+
+
+def test_every_module_of_the_package_is_under_a_contract():
+    """A new module must be placed in one of the three jobs, or the contracts would not see it."""
+    import tomllib
+
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    covered = {module for contract in contracts for module in contract["source_modules"]}
+    entry_points = {"softgrad", "softgrad.__main__", "softgrad.cli"}
+    package = REPO / "src" / "softgrad"
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package.parent).with_suffix("").parts
+        module = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        assert module in entry_points or any(module == c or module.startswith(c + ".") for c in covered), (
+            f"{module} is in none of the import-linter contracts of pyproject.toml: add it to the teaching library, "
+            "the checks (softgrad.testing, softgrad.mistakes) or the grading infrastructure (softgrad.grader)")

@@ -1,6 +1,6 @@
 """The adversarial suite: a class of broken, hostile and gaming submissions, graded in one real run.
 
-Every case in ``tests/adversarial.py`` must get its expected score (never more than earned),
+Every case in ``tests/support/adversarial.py`` must get its expected score (never more than earned),
 the instructor must see the reason, and the honest students graded in the same run keep
 full marks.
 """
@@ -11,10 +11,11 @@ import re
 
 import nbformat
 import pytest
-from adversarial import ASSIGNMENT, CASES, FULL, HONEST_STUDENTS, NBGRADER_ARGS, NOTEBOOK, write
 from conftest import REPO
+from support import scaffold
+from support.adversarial import ASSIGNMENT, CASES, FULL, HONEST_STUDENTS, NBGRADER_ARGS, NOTEBOOK, write
 
-from softgrad import autograde
+from softgrad.grader import intake, report
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("adversarial")]
 _GRADED = {}
@@ -24,17 +25,17 @@ _GRADED = {}
 def adversarial_class(tmp_path_factory):
     """The whole adversarial class graded once: results, findings, report."""
     if "class" not in _GRADED:
-        course = autograde.make_course(tmp_path_factory.mktemp("adversarial"), REPO, [ASSIGNMENT])
-        release = autograde.generate_assignment(course, ASSIGNMENT)
-        answers = autograde.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
+        course = scaffold.make_course(tmp_path_factory.mktemp("adversarial"), REPO, [ASSIGNMENT])
+        release = scaffold.generate_assignment(course, ASSIGNMENT)
+        answers = scaffold.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
         for student in HONEST_STUDENTS:
-            write(autograde.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / student / ASSIGNMENT)
+            write(scaffold.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / student / ASSIGNMENT)
         for case in CASES:
-            case.build(autograde.fill_notebook(release / NOTEBOOK, answers),
+            case.build(scaffold.fill_notebook(release / NOTEBOOK, answers),
                        course / "submitted" / case.name / ASSIGNMENT)
-        autograde.autograde(course, ASSIGNMENT, *NBGRADER_ARGS)
-        _GRADED["class"] = (course, autograde.read_results(course, ASSIGNMENT),
-                            autograde.read_findings(course, ASSIGNMENT), autograde.grading_report(course, ASSIGNMENT))
+        scaffold.autograde(course, ASSIGNMENT, *NBGRADER_ARGS)
+        _GRADED["class"] = (course, report.read_results(course, ASSIGNMENT),
+                            report.read_findings(course, ASSIGNMENT), report.grading_report(course, ASSIGNMENT))
     return _GRADED["class"]
 
 
@@ -79,14 +80,14 @@ def test_the_grading_report_lists_every_student_with_a_reason(adversarial_class)
 def test_regrading_a_student_changes_no_one_elses_grades(adversarial_class):
     """A second run for one student (nbgrader --force) leaves the gradebook's other grades as they were."""
     course, before, _, _ = adversarial_class
-    autograde.autograde(course, ASSIGNMENT, *NBGRADER_ARGS, "--student", "rebinds_allclose", "--force")
-    after = autograde.read_results(course, ASSIGNMENT)
+    scaffold.autograde(course, ASSIGNMENT, *NBGRADER_ARGS, "--student", "rebinds_allclose", "--force")
+    after = report.read_results(course, ASSIGNMENT)
     assert {s: r.auto_score for s, r in after.items()} == {s: r.auto_score for s, r in before.items()}
 
 
 def test_the_feedback_shows_the_reason_but_not_the_hidden_tests(adversarial_class):
     course, _, _, _ = adversarial_class
-    feedback = autograde.generate_feedback(course, ASSIGNMENT, "--student", "calls_reference", "--force")
+    feedback = scaffold.generate_feedback(course, ASSIGNMENT, "--student", "calls_reference", "--force")
     html = next((feedback / "calls_reference" / ASSIGNMENT).glob("*.html")).read_text()
     assert "GradingIntegrityError" in html and "answer key" in html
     assert "BEGIN HIDDEN TESTS" not in html and "default_rng(101)" not in html
@@ -94,12 +95,12 @@ def test_the_feedback_shows_the_reason_but_not_the_hidden_tests(adversarial_clas
 
 def test_a_broken_notebook_is_reported_before_grading(tmp_path):
     """The intake alone: a cut-off notebook and a renamed one, without running nbgrader."""
-    course = autograde.make_course(tmp_path, REPO, [ASSIGNMENT])
+    course = scaffold.make_course(tmp_path, REPO, [ASSIGNMENT])
     source = nbformat.read(REPO / "solutions" / ASSIGNMENT / NOTEBOOK, as_version=4)
     (course / "submitted" / "cut" / ASSIGNMENT).mkdir(parents=True)
     (course / "submitted" / "cut" / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [')
     write(source, course / "submitted" / "renamed" / ASSIGNMENT, "Softmax-final.ipynb")
-    problems = autograde.inspect_submissions(course, ASSIGNMENT)
+    problems = intake.inspect_submissions(course, ASSIGNMENT)
     assert "not a readable notebook" in problems["cut"][0]["detail"]
     assert "submitted as 'Softmax-final.ipynb'" in problems["renamed"][0]["detail"]
     assert (course / "submitted" / "renamed" / ASSIGNMENT / NOTEBOOK).exists()
@@ -124,7 +125,7 @@ def test_softgrad_grade_regrades_a_student_and_points_at_the_report(adversarial_
     assert f"{ASSIGNMENT}: graded 1, failed 0" in done.stdout
     assert "worth a look (integrity flags):" in done.stdout and "patches_the_checks" in done.stdout
     assert "report: reports/ps1_softmax/grading_report.md" in done.stdout
-    assert autograde.read_results(course, ASSIGNMENT)["patches_the_checks"].auto_score == 8.0
+    assert report.read_results(course, ASSIGNMENT)["patches_the_checks"].auto_score == 8.0
 
 
 def test_softgrad_grade_outside_a_course_says_what_is_missing(tmp_path):
@@ -155,17 +156,17 @@ def ps5_class(tmp_path_factory):
     """ps5 graded for the solution, an honest wrong backward, and the same backward with patches."""
     from mutants import catalogues
 
-    course = autograde.make_course(tmp_path_factory.mktemp("adversarial_ps5"), REPO, [PS5])
-    release = autograde.generate_assignment(course, PS5)
+    course = scaffold.make_course(tmp_path_factory.mktemp("adversarial_ps5"), REPO, [PS5])
+    release = scaffold.generate_assignment(course, PS5)
     notebook = next((REPO / "solutions" / PS5).glob("*.ipynb")).name
-    answers = autograde.solution_sources(REPO / "solutions" / PS5 / notebook)
+    answers = scaffold.solution_sources(REPO / "solutions" / PS5 / notebook)
     wrong = {m.name: m for m in catalogues()[PS5].MUTANTS}["backward_ignores_grad_output"].answers()
     patched = dict(wrong, SoftmaxCrossEntropy=PS5_PATCHES + wrong["SoftmaxCrossEntropy"])
     for student, cells in [("ps5_solution", {}), ("ps5_wrong", wrong), ("ps5_wrong_and_patches", patched)]:
-        autograde.submit(course, PS5, student, {notebook: autograde.fill_notebook(release / notebook,
+        scaffold.submit(course, PS5, student, {notebook: scaffold.fill_notebook(release / notebook,
                                                                                   {**answers, **cells})})
-    autograde.autograde(course, PS5, *NBGRADER_ARGS)
-    return autograde.read_results(course, PS5), autograde.read_findings(course, PS5)
+    scaffold.autograde(course, PS5, *NBGRADER_ARGS)
+    return report.read_results(course, PS5), report.read_findings(course, PS5)
 
 
 def test_ps5_patching_the_checks_gains_nothing_over_the_honest_wrong_answer(ps5_class):

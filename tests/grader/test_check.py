@@ -8,9 +8,9 @@ import sys
 import nbformat
 import pytest
 from conftest import REPO
+from support import scaffold
 
-from softgrad import autograde
-from softgrad.check import merge_tests
+from softgrad.grader.check import merge_tests
 
 pytestmark = pytest.mark.slow
 RELEASE = REPO / "exercises" / "ps1_softmax" / "softmax.ipynb"
@@ -23,7 +23,7 @@ def check(path, *extra):
 
 
 def learner_notebook(tmp_path, **answers):
-    filled = autograde.fill_notebook(RELEASE, {**autograde.solution_sources(SOURCE), **answers})
+    filled = scaffold.fill_notebook(RELEASE, {**scaffold.solution_sources(SOURCE), **answers})
     path = tmp_path / "my softmax.ipynb"
     nbformat.write(filled, path)
     return path

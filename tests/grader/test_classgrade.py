@@ -19,13 +19,14 @@ import time
 from pathlib import Path
 
 import pytest
-from adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
 from conftest import REPO
-from loadtest import _wrong
 from nbgrader.api import Gradebook
+from support import scaffold
+from support.adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
+from support.loadtest import _wrong
 
-from softgrad import autograde, classgrade, gradebook
-from softgrad.gradebook import LEDGER
+from softgrad.grader import classgrade, record, report
+from softgrad.grader import course as grader_course
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
@@ -40,19 +41,19 @@ def kill_the_worker_once(flag: Path) -> str:
 
 
 def new_course(workdir: Path, db: str | None = None) -> tuple[Path, Path, dict[str, str]]:
-    course = autograde.make_course(workdir, REPO, [ASSIGNMENT])
+    course = scaffold.make_course(workdir, REPO, [ASSIGNMENT])
     if db:  # PostgreSQL checks that each assignment belongs to a course: nbgrader needs the course's id
         with (course / "nbgrader_config.py").open("a") as config:
             config.write('\nc.CourseDirectory.course_id = "softmax-2026"\n')
-        autograde.run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", "--db", db)
+        scaffold.run_nbgrader(course, "generate_assignment", ASSIGNMENT, "--force", "--db", db)
     else:
-        autograde.generate_assignment(course, ASSIGNMENT)
-    answers = autograde.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
+        scaffold.generate_assignment(course, ASSIGNMENT)
+    answers = scaffold.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
     return course, course / "exercises" / ASSIGNMENT, answers
 
 
 def submit_right(course: Path, release: Path, answers: dict[str, str], student: str, prefix: str = "") -> None:
-    nb = autograde.fill_notebook(release / NOTEBOOK, answers)
+    nb = scaffold.fill_notebook(release / NOTEBOOK, answers)
     cell(nb, "softmax").source = prefix + cell(nb, "softmax").source
     write(nb, course / "submitted" / student / ASSIGNMENT)
 
@@ -60,7 +61,7 @@ def submit_right(course: Path, release: Path, answers: dict[str, str], student: 
 def ledger_rows(course: Path) -> dict[str, dict]:
     with sqlite3.connect(course / "gradebook.db") as db:
         db.row_factory = sqlite3.Row
-        return {row["student"]: dict(row) for row in db.execute(f"SELECT * FROM {LEDGER}")}
+        return {row["student"]: dict(row) for row in db.execute(f"SELECT * FROM {record.LEDGER}")}
 
 
 def grades_per_cell(course: Path) -> list[tuple]:
@@ -85,11 +86,11 @@ def small_class(tmp_path_factory):
     course, release, answers = new_course(workdir / "course")
     for student in ("right_1", "right_2"):
         submit_right(course, release, answers, student)
-    _wrong(autograde.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "wrong" / ASSIGNMENT)
-    write(autograde.fill_notebook(release / NOTEBOOK, {}), course / "submitted" / "blank" / ASSIGNMENT)
+    _wrong(scaffold.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "wrong" / ASSIGNMENT)
+    write(scaffold.fill_notebook(release / NOTEBOOK, {}), course / "submitted" / "blank" / ASSIGNMENT)
     cases = {case.name: case for case in CASES}
     for student, case in (("renamed", "renamed_notebook"), ("corrupted", "corrupted_notebook")):
-        cases[case].build(autograde.fill_notebook(release / NOTEBOOK, answers),
+        cases[case].build(scaffold.fill_notebook(release / NOTEBOOK, answers),
                           course / "submitted" / student / ASSIGNMENT)
     submit_right(course, release, answers, "killed_once", kill_the_worker_once(workdir / "killed.flag"))
     submit_right(course, release, answers, "kills_every_time", KILL_THE_WORKER)
@@ -99,7 +100,7 @@ def small_class(tmp_path_factory):
 
 def test_every_student_gets_the_expected_grade(small_class):
     course, run, workdir = small_class
-    results = autograde.read_results(course, ASSIGNMENT)
+    results = report.read_results(course, ASSIGNMENT)
     got = {student: results[student].auto_score for student in EXPECTED}
     assert got == EXPECTED, run.summary()
     assert sorted(run.graded) == sorted(set(EXPECTED) - FAILS)
@@ -157,7 +158,7 @@ def test_a_changed_resubmission_and_force_are_graded_again(small_class):
     notebook.write_text(json.dumps(right))  # "wrong" re-submits the right answer
     run = classgrade.grade_class(course, ASSIGNMENT, students=["wrong", "right_2"], workers=1)
     assert run.graded == ["wrong"] and run.skipped == ["right_2"]
-    assert autograde.read_results(course, ASSIGNMENT)["wrong"].auto_score == FULL
+    assert report.read_results(course, ASSIGNMENT)["wrong"].auto_score == FULL
     forced = classgrade.grade_class(course, ASSIGNMENT, students=["right_2"], force=True, workers=1,
                                     feedback=True)
     assert forced.graded == ["right_2"] and ledger_rows(course)["right_2"]["attempts"] == 2
@@ -165,7 +166,7 @@ def test_a_changed_resubmission_and_force_are_graded_again(small_class):
     assert f"{FULL:g}" in page and "### BEGIN HIDDEN TESTS" not in page
     notebook.write_text(json.dumps(nb))
     assert classgrade.grade_class(course, ASSIGNMENT, students=["wrong"], workers=1).graded == ["wrong"]
-    assert autograde.read_results(course, ASSIGNMENT)["wrong"].auto_score == EXPECTED["wrong"]
+    assert report.read_results(course, ASSIGNMENT)["wrong"].auto_score == EXPECTED["wrong"]
 
 
 def test_a_broken_resubmission_keeps_nothing_of_the_earlier_grade(small_class):
@@ -174,14 +175,14 @@ def test_a_broken_resubmission_keeps_nothing_of_the_earlier_grade(small_class):
     student = "right_1"
     first = classgrade.grade_class(course, ASSIGNMENT, students=[student], force=True, workers=1, feedback=True)
     assert first.feedback == [student]
-    with Gradebook(gradebook.course_db_url(course)) as book:  # the instructor corrects a cell by hand
+    with Gradebook(grader_course.course_db_url(course)) as book:  # the instructor corrects a cell by hand
         grade = book.find_submission(ASSIGNMENT, student).notebooks[0].grades[0]
         grade.manual_score = grade.max_score
         book.db.commit()
     (course / "submitted" / student / ASSIGNMENT / NOTEBOOK).write_text('{"cells": [')  # a broken re-submission
     run = classgrade.grade_class(course, ASSIGNMENT, students=[student], workers=1, feedback=True)
     assert list(run.failed) == [student] and run.feedback == []
-    with Gradebook(gradebook.course_db_url(course)) as book:
+    with Gradebook(grader_course.course_db_url(course)) as book:
         assert book.find_submission(ASSIGNMENT, student).score == 0
     for output in ("autograded", "feedback"):
         assert not (course / output / student / ASSIGNMENT).exists(), f"an earlier run's {output} folder stayed"
@@ -249,7 +250,7 @@ def test_a_killed_coordinator_loses_nothing_and_the_rerun_finishes(tmp_path):
     for student, row in first.items():
         assert final[student] == row, f"{student} was graded again after the restart"
     assert all(row["state"] == "graded" and row["attempts"] == 1 for row in final.values())
-    assert {s: r.auto_score for s, r in autograde.read_results(course, ASSIGNMENT).items()} == dict.fromkeys(
+    assert {s: r.auto_score for s, r in report.read_results(course, ASSIGNMENT).items()} == dict.fromkeys(
         students, FULL)
     assert all(row[2] == 1 for row in grades_per_cell(course))
     assert not list((course / "autograded").glob("*/.*")), "a half-written autograded folder was left behind"
@@ -258,7 +259,7 @@ def test_a_killed_coordinator_loses_nothing_and_the_rerun_finishes(tmp_path):
 def test_grades_on_an_existing_dask_scheduler_whose_workers_share_no_files(tmp_path):
     course, release, answers = new_course(tmp_path / "course")
     submit_right(course, release, answers, "on_a_cluster")
-    _wrong(autograde.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "wrong" / ASSIGNMENT)
+    _wrong(scaffold.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "wrong" / ASSIGNMENT)
     dask = str(Path(sys.executable).parent / "dask")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -279,14 +280,14 @@ def test_grades_on_an_existing_dask_scheduler_whose_workers_share_no_files(tmp_p
             process.terminate()
             process.wait(timeout=30)
     assert sorted(run.graded) == ["on_a_cluster", "wrong"]
-    results = autograde.read_results(course, ASSIGNMENT)
+    results = report.read_results(course, ASSIGNMENT)
     assert results["on_a_cluster"].auto_score == FULL and results["wrong"].auto_score == FULL - SOFTMAX_POINTS
     workers = {row["worker"] for row in ledger_rows(course).values()}
     assert len(workers) == 1 and str(os.getpid()) not in next(iter(workers))
 
 
 def test_a_postgresql_gradebook_on_a_real_server(tmp_path):
-    import postgres
+    from support import postgres
 
     if postgres.find_bin() is None:
         if os.environ.get("CI"):
@@ -297,14 +298,14 @@ def test_a_postgresql_gradebook_on_a_real_server(tmp_path):
         url = server.create_database("softmax_course")
         course, release, answers = new_course(tmp_path / "course", db=url)
         submit_right(course, release, answers, "ada")
-        _wrong(autograde.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "bob" / ASSIGNMENT)
-        write(autograde.fill_notebook(release / NOTEBOOK, {}), course / "submitted" / "cy" / ASSIGNMENT)
+        _wrong(scaffold.fill_notebook(release / NOTEBOOK, answers), course / "submitted" / "bob" / ASSIGNMENT)
+        write(scaffold.fill_notebook(release / NOTEBOOK, {}), course / "submitted" / "cy" / ASSIGNMENT)
         done = subprocess.run([sys.executable, "-m", "softgrad", "grade", ASSIGNMENT, "--course", str(course),
                                "--db", url, "--quiet"], capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "graded 3, failed 0" in done.stdout
         assert not (course / "gradebook.db").exists(), "the grades went to SQLite instead of PostgreSQL"
-        scores = {s: r.auto_score for s, r in autograde.read_results(course, ASSIGNMENT, db_url=url).items()}
+        scores = {s: r.auto_score for s, r in report.read_results(course, ASSIGNMENT, db_url=url).items()}
         assert scores == {"ada": FULL, "bob": FULL - SOFTMAX_POINTS, "cy": 0.0}
         again = classgrade.grade_class(course, ASSIGNMENT, db_url=url, students=["ada"], force=True, workers=1)
         assert again.graded == ["ada"]
@@ -312,7 +313,7 @@ def test_a_postgresql_gradebook_on_a_real_server(tmp_path):
         from sqlalchemy import text
 
         with Gradebook(url) as gradebook:
-            attempts = dict(gradebook.db.execute(text(f"SELECT student, attempts FROM {LEDGER}")).all())
+            attempts = dict(gradebook.db.execute(text(f"SELECT student, attempts FROM {record.LEDGER}")).all())
         assert attempts == {"ada": 2, "bob": 1, "cy": 1}
     finally:
         server.stop()

@@ -13,8 +13,7 @@ import re
 import nbformat
 import pytest
 from conftest import ASSIGNMENTS, REPO, SOLUTION_STUDENT, UNTOUCHED_STUDENT
-
-from softgrad import autograde
+from support import scaffold
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +75,7 @@ def test_feedback_shows_scores_and_messages_but_not_hidden_tests(assignment, gra
     mutant = next((m for m in graded.mutants.values() if m.wrong and m.diagnosis), None)
     students = [SOLUTION_STUDENT] + ([mutant.name] if mutant else [])
     for student in students:
-        autograde.generate_feedback(graded.course, assignment, "--student", student)
+        scaffold.generate_feedback(graded.course, assignment, "--student", student)
     hidden = _hidden_lines(assignment)
     assert hidden, "expected hidden tests in the source notebooks"
     for student in students:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import ASSIGNMENTS, REPO
+from support import scaffold
 
-from softgrad import autograde
-from softgrad.integrity import RULES, scan_cells
-from softgrad.sandbox import EncodeError, Proxy, Sandbox, SandboxDied, StudentError, Unverifiable, decode, encode
+from softgrad.grader.integrity import RULES, scan_cells
+from softgrad.grader.sandbox import EncodeError, Proxy, Sandbox, SandboxDied, StudentError, Unverifiable, decode, encode
 
 # ---- the codec: plain data only ----
 
@@ -177,7 +177,7 @@ def test_each_rule_finds_what_it_describes(rule, code):
 def test_the_model_solutions_raise_no_flag(assignment):
     """The reading must not cry wolf: honest code, including the course's own answers, has no findings."""
     for notebook in sorted((REPO / "solutions" / assignment).glob("*.ipynb")):
-        cells = list(autograde.solution_sources(notebook).items())
+        cells = list(scaffold.solution_sources(notebook).items())
         assert scan_cells(cells) == [], f"{notebook.name}: {scan_cells(cells)}"
 
 

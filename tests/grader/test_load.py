@@ -1,7 +1,7 @@
 """The load test: a simulated class graded by softgrad grade on 1 and on 2 workers, every grade checked.
 
 The class size is a knob, ``SOFTGRAD_LOAD_STUDENTS`` (default 120, which keeps CI within its
-time; the closing note's numbers come from ``python tests/loadtest.py --students 500 ...``).
+time; the closing note's numbers come from ``PYTHONPATH=tests python -m support.loadtest --students 500 ...``).
 The speed-up is reported at the end of the run (never asserted: CI's machine is shared with
 the other tests).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from loadtest import grade_copy, make_class, table
+from support.loadtest import grade_copy, make_class, table
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 

@@ -1,18 +1,20 @@
-"""softgrad.gradebook and the class grader's helpers, without grading anything."""
+"""The class grader's steps (intake, grade, record, report), each helper alone, without grading anything."""
 
 from __future__ import annotations
 
 import pytest
+from support import scaffold
 
-from softgrad import autograde, classgrade, gradebook
+from softgrad.grader import classgrade, grade, intake, record
+from softgrad.grader import course as grader_course
 
 
 def test_a_submission_digest_changes_with_any_file_and_not_with_order():
     files = {"softmax.ipynb": b'{"cells": []}', "timestamp.txt": b"2026-11-23 10:00:00"}
     same = dict(reversed(list(files.items())))
-    assert gradebook.submission_digest(files) == gradebook.submission_digest(same)
-    assert gradebook.submission_digest(files) != gradebook.submission_digest({**files, "timestamp.txt": b"later"})
-    assert gradebook.submission_digest(files) != gradebook.submission_digest(
+    assert intake.submission_digest(files) == intake.submission_digest(same)
+    assert intake.submission_digest(files) != intake.submission_digest({**files, "timestamp.txt": b"later"})
+    assert intake.submission_digest(files) != intake.submission_digest(
         {"softmax.ipynb ": files["softmax.ipynb"], "timestamp.txt": files["timestamp.txt"]})
 
 
@@ -22,30 +24,30 @@ def test_submission_files_leave_out_checkpoints_and_refuse_data_dumps(tmp_path, 
     (tmp_path / "softmax.ipynb").write_text("{}")
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "x.npy").write_bytes(b"0" * 100)
-    assert sorted(gradebook.submission_files(tmp_path)) == ["data/x.npy", "softmax.ipynb"]
-    monkeypatch.setattr(gradebook, "MAX_SUBMISSION_BYTES", 50)
+    assert sorted(intake.submission_files(tmp_path)) == ["data/x.npy", "softmax.ipynb"]
+    monkeypatch.setattr(intake, "MAX_SUBMISSION_BYTES", 50)
     with pytest.raises(ValueError, match="holds more than .* a submission is notebooks and small files"):
-        gradebook.submission_files(tmp_path)
+        intake.submission_files(tmp_path)
 
 
 def test_course_config_takes_nbgrader_settings_and_rejects_anything_else(tmp_path):
     (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.SafeExecute.timeout = 60\n')
-    config = gradebook.course_config(tmp_path, ["--SafeExecute.timeout=5", "--CourseDirectory.course_id=x"])
+    config = grader_course.course_config(tmp_path, ["--SafeExecute.timeout=5", "--CourseDirectory.course_id=x"])
     # command-line values stay strings until a trait reads them, as on nbgrader's command line
     assert str(config.SafeExecute.timeout) == "5" and str(config.CourseDirectory.course_id) == "x"
     assert config.CourseDirectory.root == str(tmp_path)
     with pytest.raises(ValueError, match="--Class.trait=value"):
-        gradebook.course_config(tmp_path, ["--timeout", "5"])
-    assert gradebook.course_db_url(tmp_path) == f"sqlite:///{tmp_path / 'gradebook.db'}"
-    assert gradebook.course_db_url(tmp_path, "postgresql://a@b/c") == "postgresql://a@b/c"
+        grader_course.course_config(tmp_path, ["--timeout", "5"])
+    assert grader_course.course_db_url(tmp_path) == f"sqlite:///{tmp_path / 'gradebook.db'}"
+    assert grader_course.course_db_url(tmp_path, "postgresql://a@b/c") == "postgresql://a@b/c"
     (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.db_url = "sqlite:////x.db"\n')
-    assert gradebook.course_db_url(tmp_path) == "sqlite:////x.db"
+    assert grader_course.course_db_url(tmp_path) == "sqlite:////x.db"
 
 
 def test_messages_never_show_a_database_password():
-    assert gradebook.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
-    assert gradebook.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"
-    assert gradebook.safe_url("sqlite:////tmp/gradebook.db") == "sqlite:////tmp/gradebook.db"
+    assert grader_course.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
+    assert grader_course.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"
+    assert grader_course.safe_url("sqlite:////tmp/gradebook.db") == "sqlite:////tmp/gradebook.db"
 
 
 def test_the_failure_reason_is_the_line_that_explains(tmp_path):
@@ -53,9 +55,9 @@ def test_the_failure_reason_is_the_line_that_explains(tmp_path):
            "Traceback (most recent call last):\n  File 'x', line 1\n"
            "nbformat.reader.NotJSONError: Notebook does not appear to be JSON: '{\"cells\": ['\n"
            "[AutogradeApp | ERROR] Please see the the above traceback for details on the specific errors\n")
-    assert autograde.failure_from_log(log) == ("nbgrader could not grade it: nbformat.reader.NotJSONError: "
+    assert grade.failure_from_log(log) == ("nbgrader could not grade it: nbformat.reader.NotJSONError: "
                                                "Notebook does not appear to be JSON: '{\"cells\": ['")
-    assert "no reason given" in autograde.failure_from_log("")
+    assert "no reason given" in grade.failure_from_log("")
 
 
 def test_in_a_whole_class_log_each_student_gets_the_reason_of_their_own_submission(tmp_path):
@@ -64,10 +66,10 @@ def test_in_a_whole_class_log_each_student_gets_the_reason_of_their_own_submissi
                 f"{tmp_path / 'submitted' / student / 'ps1'}\n{error}\n[AutogradeApp | INFO] Next\n")
 
     log = failed("ada", "RuntimeError: Kernel died before replying to kernel_info") + failed("bob", "KeyError: 'x'")
-    assert autograde._failure_reason(log, tmp_path, "ps1", "ada").endswith("RuntimeError: Kernel died before "
+    assert scaffold._failure_reason(log, tmp_path, "ps1", "ada").endswith("RuntimeError: Kernel died before "
                                                                            "replying to kernel_info")
-    assert autograde._failure_reason(log, tmp_path, "ps1", "bob").endswith("KeyError: 'x'")
-    assert "see reports/autograde.log" in autograde._failure_reason(log, tmp_path, "ps1", "cy")
+    assert scaffold._failure_reason(log, tmp_path, "ps1", "bob").endswith("KeyError: 'x'")
+    assert "see reports/autograde.log" in scaffold._failure_reason(log, tmp_path, "ps1", "cy")
 
 
 def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_path):
@@ -76,7 +78,7 @@ def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_pa
     (folder / "old.ipynb").write_text("old")
     for leftover in (".ps1_softmax.deadbeef.partial", ".ps1_softmax.deadbeef.old"):  # killed mid-write or mid-swap
         folder.with_name(leftover).mkdir()
-    classgrade._write_autograded(folder, {"softmax.ipynb": b"new", "sub/timestamp.txt": b"t"}, "run1")
+    record.write_autograded(folder, {"softmax.ipynb": b"new", "sub/timestamp.txt": b"t"}, "run1")
     assert sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()) == [
         "softmax.ipynb", "sub/timestamp.txt"]
     assert sorted(p.name for p in folder.parent.iterdir()) == ["ps1_softmax"]
@@ -84,13 +86,13 @@ def test_an_autograded_folder_is_replaced_whole_and_leftovers_are_removed(tmp_pa
 
 def test_a_worker_keeps_only_the_latest_workspaces(tmp_path, monkeypatch):
     """A long-lived worker of a shared scheduler gets a new package every run; old ones are removed."""
-    monkeypatch.setattr(classgrade, "_WORKSPACES", {})
-    roots = [tmp_path / f"run{i}" for i in range(classgrade._WORKSPACES_KEPT + 2)]
+    monkeypatch.setattr(grade, "_WORKSPACES", {})
+    roots = [tmp_path / f"run{i}" for i in range(grade._WORKSPACES_KEPT + 2)]
     for i, root in enumerate(roots):
         root.mkdir()
-        classgrade._remember(f"digest{i}", classgrade._Workspace(root, "sqlite://", None))
-    assert [r.exists() for r in roots] == [False, False] + [True] * classgrade._WORKSPACES_KEPT
-    assert list(classgrade._WORKSPACES) == [f"digest{i}" for i in range(2, len(roots))]
+        grade._remember(f"digest{i}", grade._Workspace(root, "sqlite://", None))
+    assert [r.exists() for r in roots] == [False, False] + [True] * grade._WORKSPACES_KEPT
+    assert list(grade._WORKSPACES) == [f"digest{i}" for i in range(2, len(roots))]
 
 
 def test_the_summary_says_what_happened():

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from jupyter_client.connect import LocalPortCache
 
-from softgrad.grading import SafeExecute, VerifyOutsideKernel
+from softgrad.grader.preprocessors import SafeExecute, VerifyOutsideKernel
 
 pytestmark = pytest.mark.slow
 

@@ -1,7 +1,7 @@
 """The adversarial class: broken, hostile and gaming submissions of ps1, each with its expected outcome.
 
 Each case starts from the model solution of ``ps1_softmax`` and breaks it one way. The suite
-(``tests/test_adversarial.py``) grades all of them in ONE real ``nbgrader autograde`` run,
+(``tests/grader/test_adversarial.py``) grades all of them in ONE real ``nbgrader autograde`` run,
 together with honest students, and checks every outcome. The README's table "What the grader
 does with a broken or gaming submission" is this list.
 
@@ -220,7 +220,8 @@ CASES = [
     Case("disables_the_guard", "honest", "the grader's in-kernel guard switched off, then the checks replaced, "
                                          "with a wrong softmax",
          "the patches survive in the kernel, but the re-run outside it uses the real checks: the cells score 0; "
-         "flagged", replace_answer("softmax", "import softgrad.guard\nsoftgrad.guard.restore = lambda: []\n"
+         "flagged", replace_answer("softmax", "import softgrad.grader.guard\n"
+                                              "softgrad.grader.guard.restore = lambda: []\n"
                                               + PATCHED_CHECKS + WRONG_SOFTMAX),
          FULL - SOFTMAX_POINTS, says="GradingIntegrityError", flags={"patches-library", "retried-outside-kernel"}),
     Case("lying_eq", "honest", "softmax returns an object whose comparisons always succeed",

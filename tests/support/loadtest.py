@@ -2,14 +2,14 @@
 
 The class is problem set 1 with a known mix: 70% right (the model solution), 10% wrong (a
 softmax that returns uniform probabilities: 8 of 15 points), 10% blank (the release as
-handed out: 0 points) and 10% broken or hostile (the fast cases of ``tests/adversarial.py``,
+handed out: 0 points) and 10% broken or hostile (the fast cases of ``tests/support/adversarial.py``,
 each with the score its rules give: a corrupted or missing notebook, a renamed one, a
 process exit, deleted or edited test cells, patched checks...). Every student's expected
 automatic score is known in advance, so a grading run can be checked student by student.
 
 As a benchmark (numbers for the closing note and the README)::
 
-    python tests/loadtest.py --students 500 --workers 1 2 --baseline
+    PYTHONPATH=tests python -m support.loadtest --students 500 --workers 1 2 --baseline
 
 grades the same class with plain serial ``nbgrader autograde`` (``--baseline``) and with
 ``softgrad grade`` on 1 and 2 workers, checks every grade, and prints submissions per minute
@@ -27,11 +27,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, WRONG_SOFTMAX, cell, write
+from softgrad.grader import report
+from support import scaffold
+from support.adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, WRONG_SOFTMAX, cell, write
 
-from softgrad import autograde
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 # Broken and hostile cases that cost no time limit (the loops, the memory bomb and the output
 # flood each wait for a limit: they are the adversarial suite's, not the load test's).
 FAST_CASES = ["corrupted_notebook", "missing_notebook", "renamed_notebook", "os_exit", "sys_exit",
@@ -47,9 +47,9 @@ def _wrong(nb, folder):
 
 def make_class(workdir: Path, students: int) -> tuple[Path, dict[str, float]]:
     """A course with ``students`` submissions of ps1; returns it and every student's expected score."""
-    course = autograde.make_course(workdir, REPO, [ASSIGNMENT])
-    release = autograde.generate_assignment(course, ASSIGNMENT)
-    answers = autograde.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
+    course = scaffold.make_course(workdir, REPO, [ASSIGNMENT])
+    release = scaffold.generate_assignment(course, ASSIGNMENT)
+    answers = scaffold.solution_sources(REPO / "solutions" / ASSIGNMENT / NOTEBOOK)
     cases = {case.name: case for case in CASES}
     expected = {}
     for index in range(students):
@@ -57,24 +57,24 @@ def make_class(workdir: Path, students: int) -> tuple[Path, dict[str, float]]:
         student = f"student_{index:04d}"
         folder = course / "submitted" / student / ASSIGNMENT
         if kind == "right":
-            write(autograde.fill_notebook(release / NOTEBOOK, answers), folder)
+            write(scaffold.fill_notebook(release / NOTEBOOK, answers), folder)
             expected[student] = FULL
         elif kind == "wrong":
-            _wrong(autograde.fill_notebook(release / NOTEBOOK, answers), folder)
+            _wrong(scaffold.fill_notebook(release / NOTEBOOK, answers), folder)
             expected[student] = FULL - SOFTMAX_POINTS
         elif kind == "blank":
-            write(autograde.fill_notebook(release / NOTEBOOK, {}), folder)
+            write(scaffold.fill_notebook(release / NOTEBOOK, {}), folder)
             expected[student] = 0.0
         else:
             case = cases[FAST_CASES[(index // len(MIX)) % len(FAST_CASES)]]
-            case.build(autograde.fill_notebook(release / NOTEBOOK, answers), folder)
+            case.build(scaffold.fill_notebook(release / NOTEBOOK, answers), folder)
             expected[student] = case.score
     return course, expected
 
 
 def wrong_grades(course: Path, expected: dict[str, float]) -> dict[str, str]:
     """Students whose recorded automatic score is not the expected one: student -> what happened."""
-    results = autograde.read_results(course, ASSIGNMENT)
+    results = report.read_results(course, ASSIGNMENT)
     wrong = {}
     for student, score in expected.items():
         # plain nbgrader records nothing for a submission without the notebook: that is a 0
@@ -103,7 +103,7 @@ def grade_copy(template: Path, workdir: Path, label: str, expected: dict[str, fl
     shutil.copytree(template, course)
     started = time.perf_counter()
     if workers is None:
-        autograde.autograde(course, ASSIGNMENT)
+        scaffold.autograde(course, ASSIGNMENT)
     else:  # the command an instructor runs, in a process of its own
         done = subprocess.run([sys.executable, "-m", "softgrad", "grade", ASSIGNMENT, "--course", str(course),
                                "--workers", str(workers), *([] if progress else ["--quiet"])],

@@ -4,7 +4,7 @@ For readers working through the course on their own. The notebook is matched to 
 assignment in the course's ``solutions/`` folder by its nbgrader cell ids; the test cells
 (visible and hidden) come from there, so an edited or deleted test cell does not matter;
 your answer cells and any cells you added are kept. The result runs in a fresh kernel with
-the same limits as the course's grading (:class:`softgrad.grading.SafeExecute`); the check
+the same limits as the course's grading (:class:`softgrad.grader.preprocessors.SafeExecute`); the check
 itself writes nothing: no gradebook, no copy of your notebook.
 
 Exit status: 0 when every test passes, 1 when one fails, 2 when the notebook cannot be checked.
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import nbformat
 
-from softgrad.autograde import cell_output_text
+from softgrad.grader.report import cell_output_text
 
 __all__ = ["CheckResult", "check_notebook", "find_course", "main", "merge_tests"]
 
@@ -127,7 +127,7 @@ class CheckResult:
 
 def check_notebook(path: Path, course: Path | None = None, *, timeout: int = 60) -> CheckResult:
     """Run every test of the notebook's assignment against it in a fresh kernel; see the module docstring."""
-    from softgrad.grading import SafeExecute
+    from softgrad.grader.preprocessors import SafeExecute
 
     try:
         learner = nbformat.read(path, as_version=4)

@@ -4,10 +4,10 @@ This runs inside the student's kernel, so it only raises the bar: code written t
 can. It turns the common attempts (``np.allclose = lambda *a, **k: True``, replacing one of
 the course's checks, silencing IPython's tracebacks) into nothing, and it tells the grader
 what it undid, which goes into the integrity report. The re-run outside the kernel
-(:mod:`softgrad.replay`) is the real defence; this one also covers problem set 5, which is
+(:mod:`softgrad.grader.replay`) is the real defence; this one also covers problem set 5, which is
 not re-run.
 
-:class:`softgrad.grading.SafeExecute` calls :func:`snapshot` once, before the first cell the
+:class:`softgrad.grader.preprocessors.SafeExecute` calls :func:`snapshot` once, before the first cell the
 student wrote (the setup cells have imported NumPy, PyTorch and the course's checks by
 then), and :func:`restore` before every test cell.
 """
@@ -23,7 +23,7 @@ __all__ = ["restore", "snapshot"]
 GUARDED_PREFIXES = ("numpy", "torch", "softgrad", "builtins", "math", "IPython.core")
 # Settings a student may legitimately change (they are state, not functions the tests call).
 UNGUARDED_PREFIXES = ("torch.backends", "torch._dynamo", "torch._inductor", "torch.cuda", "torch.mps",
-                      "numpy.random", "softgrad.guard")
+                      "numpy.random", __name__)
 # IPython shell methods that decide what a failing cell shows.
 SHELL_METHODS = ("showtraceback", "_showtraceback", "showsyntaxerror", "run_cell", "run_ast_nodes",
                  "run_code", "displayhook", "excepthook", "set_custom_exc")
@@ -38,7 +38,8 @@ def _guarded(name: str) -> bool:
 
 
 # Imported before the snapshot, so that a student cannot be the first to import (and patch) them.
-TEST_MODULES = ("numpy.testing", "numpy.linalg", "softgrad.testing", "softgrad.gradcheck", "softgrad.reference")
+TEST_MODULES = ("numpy.testing", "numpy.linalg", "softgrad.testing", "softgrad.gradcheck", "softgrad.reference",
+                "softgrad.mistakes")
 TORCH_TEST_MODULES = ("torch.testing", "torch.autograd", "torch.nn.functional", "softgrad.torch_testing",
                       "softgrad.torchtools")
 

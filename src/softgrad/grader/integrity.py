@@ -2,12 +2,13 @@
 
 Three sources feed it, none of which fails a student by itself:
 
-* **the intake** (:mod:`softgrad.grading`): a notebook that is not JSON, missing, renamed,
-  test cells deleted, edited, turned into Markdown, duplicated or split;
+* **the intake** (:mod:`softgrad.grader.intake`, :mod:`softgrad.grader.preprocessors`): a
+  notebook that is not JSON, missing, renamed, test cells deleted, edited, turned into
+  Markdown, duplicated or split;
 * **a static read of the student's cells** (:func:`scan_cells`): code that rebinds attributes
   of NumPy, PyTorch, IPython or the course library, reads the tests' frames, defines
   comparisons that may lie, calls the course's reference code, or ends the process;
-* **the re-run outside the kernel** (:mod:`softgrad.replay`): a test that passed while the
+* **the re-run outside the kernel** (:mod:`softgrad.grader.replay`): a test that passed while the
   notebook ran but fails when re-run where the student's code cannot reach the checks. This
   one does change the grade (the lower of the two counts), because the notebook run's pass
   was not earned.
@@ -20,6 +21,8 @@ from __future__ import annotations
 
 import ast
 from dataclasses import asdict, dataclass
+
+from softgrad.grader.tripwires import ANSWER_KEY
 
 __all__ = ["RULES", "WORTH_A_LOOK", "Finding", "scan_cells"]
 
@@ -187,8 +190,8 @@ def _check_node(node: ast.AST, label: str, source: str, modules: set[str]) -> li
         module = node.module if isinstance(node, ast.ImportFrom) else None
         names = [a.name for a in node.names]
         full = [f"{module}.{n}" if module else n for n in names]
-        if any(n.startswith(("softgrad.reference", "softgrad.mistakes")) or n in ("softgrad.reference",)
-               for n in full) or (module == "softgrad" and {"reference", "mistakes"} & set(names)):
+        answer_key = {name.rsplit(".", 1)[-1] for name in ANSWER_KEY}
+        if any(n.startswith(ANSWER_KEY) for n in full) or (module == "softgrad" and answer_key & set(names)):
             return found("uses-reference-code")
         if any(n.split(".")[0] in {"ctypes", "importlib", "faulthandler", "resource"} for n in full + [module or ""]):
             return found("ends-the-process" if "ctypes" in str(full) or "resource" in str(full) else "dynamic-code")

@@ -1,48 +1,38 @@
-"""The class's gradebook: nbgrader's database, and softgrad's ledger of what has been graded.
+"""Step 3 of grading a class: every grade recorded, once, with a ledger of what has been graded.
 
 nbgrader keeps one grade per graded cell of every submission (its schema makes a second one
-impossible). :mod:`softgrad.classgrade` adds a ledger table, ``softgrad_grading``, in the same
-database: one row per (assignment, student) that says whether that submission was graded,
-from which files (a digest), with what score, how many times, and why it failed if it did.
-A submission's grades and its ledger row are written in ONE transaction, so after any crash
-either both are there or the ledger says the submission still has to be graded.
+impossible). The ledger table, ``softgrad_grading``, lives in the same database: one row per
+(assignment, student) that says whether that submission was graded, from which files (a
+digest), with what score, how many times, and why it failed if it did. A submission's grades
+and its ledger row are written in ONE transaction, so after any crash either both are there or
+the ledger says the submission still has to be graded. Its autograded notebook replaces the old
+one at once (never half old, half new).
 
 The database is nbgrader's ``CourseDirectory.db_url``: SQLite (``gradebook.db`` in the course
 directory) by default, or a PostgreSQL URL (``postgresql://user@host/dbname``) when several
 graders or machines share a gradebook. Only the coordinator of a grading run writes to it;
-the workers grade into private SQLite copies (:func:`export_assignment`).
+the workers grade into private SQLite copies (:func:`softgrad.grader.grade.export_assignment`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime
-import hashlib
-import os
-import sys
-import tempfile
-from collections.abc import Iterable, Mapping
+import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import text
 
-from softgrad.integrity import WORTH_A_LOOK
-
 __all__ = [
     "LEDGER",
     "LedgerRow",
-    "alembic_on_path",
-    "course_config",
-    "course_db_url",
-    "export_assignment",
-    "export_csv",
+    "ensure_ledger",
     "ledger",
     "record_failure",
     "record_grades",
-    "safe_url",
-    "submission_digest",
-    "submission_files",
+    "remove_outputs",
+    "write_autograded",
 ]
 
 LEDGER = "softgrad_grading"
@@ -74,114 +64,6 @@ ON CONFLICT (assignment, student) DO UPDATE SET
     attempts = {LEDGER}.attempts + 1, seconds = excluded.seconds, worker = excluded.worker,
     run_id = excluded.run_id, detail = excluded.detail, graded_at = excluded.graded_at
 """
-
-# What a worker may send for one submission: the files nbgrader needs, never a data dump.
-MAX_SUBMISSION_BYTES = 64 * 1024 * 1024
-_IGNORED_PARTS = {".ipynb_checkpoints", "__pycache__"}
-
-
-def course_config(course: Path, overrides: Iterable[str] = ()):
-    """nbgrader's configuration of the course (its ``nbgrader_config.py``), rooted at ``course``.
-
-    ``overrides`` are nbgrader command-line settings such as ``--SafeExecute.timeout=120``;
-    they win over the file, as on nbgrader's command line.
-    """
-    from traitlets.config.loader import KVArgParseConfigLoader, PyFileConfigLoader
-
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
-    overrides = list(overrides)
-    if overrides:
-        bad = [o for o in overrides if not (o.startswith("--") and "." in o.split("=")[0] and "=" in o)]
-        if bad:
-            raise ValueError(f"nbgrader settings look like --Class.trait=value; got {bad}")
-        config.merge(KVArgParseConfigLoader(argv=overrides).load_config())
-    config.CourseDirectory.root = str(course)
-    return config
-
-
-def course_db_url(course: Path, override: str | None = None) -> str:
-    """The gradebook's URL: ``override``, else the course's ``CourseDirectory.db_url``, else its gradebook.db."""
-    if override:
-        return override
-    config = course_config(course)
-    configured = config.CourseDirectory.get("db_url") if "CourseDirectory" in config else None
-    return str(configured) if configured else f"sqlite:///{course / 'gradebook.db'}"
-
-
-def submission_files(folder: Path) -> dict[str, bytes]:
-    """Every file of a submitted folder (relative path -> bytes), editor checkpoints left out."""
-    files: dict[str, bytes] = {}
-    total = 0
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if not path.is_file() or path.is_symlink() or _IGNORED_PARTS & set(relative.parts):
-            continue
-        total += path.stat().st_size
-        if total > MAX_SUBMISSION_BYTES:
-            raise ValueError(f"{folder} holds more than {MAX_SUBMISSION_BYTES // 2**20} MiB of files; "
-                             "a submission is notebooks and small files (remove data sets from it)")
-        files[relative.as_posix()] = path.read_bytes()
-    return files
-
-
-def submission_digest(files: Mapping[str, bytes]) -> str:
-    """A fingerprint of a submission's files: a changed re-submission gets a new one."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    return digest.hexdigest()
-
-
-def export_assignment(db_url: str, assignment: str) -> bytes:
-    """An SQLite gradebook (as bytes) holding only ``assignment``: its notebooks, cells and hidden tests.
-
-    A worker grades into a private copy of it, so that workers never write to the class's
-    gradebook (SQLite allows one writer at a time) and need no access to its server.
-    """
-    from nbgrader.api import Gradebook, MissingEntry
-
-    alembic_on_path()
-    with tempfile.TemporaryDirectory(prefix="softgrad-export-") as scratch:
-        path = Path(scratch) / "gradebook.db"
-        with Gradebook(db_url) as source, Gradebook(f"sqlite:///{path}") as copy:
-            try:
-                original = source.find_assignment(assignment)
-            except MissingEntry:
-                raise LookupError(
-                    f"assignment {assignment!r} is not in the gradebook {safe_url(db_url)}: run "
-                    f"`nbgrader generate_assignment {assignment} --force` in the course directory first "
-                    "(without --no-db: it stores the hidden tests that autograding restores)") from None
-            copy.add_assignment(assignment, duedate=original.duedate)
-            for notebook in original.notebooks:
-                copy.add_notebook(notebook.name, assignment, kernelspec=notebook.kernelspec)
-                for cell in notebook.grade_cells:
-                    copy.add_grade_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
-                                        cell_type=cell.cell_type)
-                for cell in notebook.solution_cells:
-                    copy.add_solution_cell(cell.name, notebook.name, assignment)
-                for cell in notebook.task_cells:
-                    copy.add_task_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
-                                       cell_type=cell.cell_type)
-                for cell in notebook.source_cells:
-                    copy.add_source_cell(cell.name, notebook.name, assignment, cell_type=cell.cell_type,
-                                         locked=cell.locked, source=cell.source, checksum=cell.checksum)
-        return path.read_bytes()
-
-
-def alembic_on_path() -> None:
-    """Put this environment's ``bin/`` first on PATH: nbgrader runs ``alembic`` to create a new gradebook."""
-    here = str(Path(sys.executable).parent)
-    if os.environ.get("PATH", "").split(os.pathsep)[0] != here:
-        os.environ["PATH"] = here + os.pathsep + os.environ.get("PATH", "")
-
-
-def safe_url(db_url: str) -> str:
-    """The URL without its password, for messages."""
-    if "://" in db_url and "@" in db_url:
-        scheme, rest = db_url.split("://", 1)
-        credentials, host = rest.rsplit("@", 1)
-        return f"{scheme}://{credentials.split(':')[0]}:***@{host}" if ":" in credentials else db_url
-    return db_url
 
 
 @dataclass
@@ -230,7 +112,7 @@ def _submission(gradebook, assignment: str, student: str, timestamp: str | None)
 def record_grades(gradebook, assignment: str, student: str, graded: Mapping, *, digest: str, run_id: str) -> float:
     """Store a worker's grades of one submission and mark it graded, in one transaction.
 
-    ``graded`` is what :func:`softgrad.classgrade.grade_submission` returns. As nbgrader's
+    ``graded`` is what :func:`softgrad.grader.grade.grade_submission` returns. As nbgrader's
     own ``SaveAutoGrades`` does, a manual score given earlier is kept and the cell is marked
     for review. Returns the submission's automatic score.
     """
@@ -278,31 +160,25 @@ def _write_ledger(gradebook, assignment: str, student: str, **values) -> None:
                          {"assignment": assignment, "student": student, "graded_at": _now(), **values})
 
 
-def export_csv(gradebook, assignment: str, path: Path, findings: Mapping[str, list] | None = None) -> Path:
-    """Write the assignment's grades, one row per student, to ``path`` (CSV); return it.
+def write_autograded(folder: Path, files: dict[str, bytes], run_id: str) -> None:
+    """Replace the student's autograded folder with ``files`` at once (never half old, half new)."""
+    for pattern in (f".{folder.name}.*.partial", f".{folder.name}.*.old"):  # from a run that was killed
+        for leftover in folder.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)
+    partial = folder.with_name(f".{folder.name}.{run_id}.partial")
+    for name, data in files.items():
+        (partial / name).parent.mkdir(parents=True, exist_ok=True)
+        (partial / name).write_bytes(data)
+    partial.mkdir(parents=True, exist_ok=True)
+    old = folder.with_name(f".{folder.name}.{run_id}.old")
+    if folder.exists():
+        folder.rename(old)
+    partial.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
-    Columns: student, status (graded / failed / not graded), score, max_score, late_penalty,
-    final_score (score less the penalty, manual scores counted as nbgrader counts them),
-    flags (integrity findings worth a look), graded_at, detail (why a submission failed).
-    """
-    rows = ledger(gradebook, assignment)
-    findings = findings or {}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    with partial.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["student", "status", "score", "max_score", "late_penalty", "final_score", "flags",
-                         "graded_at", "detail"])
-        for submission in sorted(gradebook.assignment_submissions(assignment), key=lambda s: s.student_id):
-            student = submission.student_id
-            row = rows.get(student)
-            flags = [f for f in findings.get(student, []) if f.get("severity") in WORTH_A_LOOK]
-            writer.writerow([
-                student, row.state if row else "not graded", f"{submission.score:g}",
-                f"{submission.max_score:g}", f"{submission.late_submission_penalty or 0:g}",
-                f"{max(0.0, submission.score - (submission.late_submission_penalty or 0)):g}",
-                "; ".join(sorted({f['rule'] for f in flags})), row.graded_at if row else "",
-                (row.detail or "") if row else "",
-            ])
-    partial.replace(path)  # a reader never sees half a file
-    return path
+
+def remove_outputs(coursedir, student: str, assignment: str) -> None:
+    """Remove a student's autograded notebook and feedback, as nbgrader does for a submission it could not
+    grade: an earlier run's notebook and feedback would contradict the zeros now recorded."""
+    for output in (coursedir.autograded_directory, coursedir.feedback_directory):
+        shutil.rmtree(coursedir.format_path(output, student, assignment), ignore_errors=True)

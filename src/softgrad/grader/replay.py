@@ -5,18 +5,18 @@ code in a solution cell can rebind ``np.allclose``, replace the course's checks,
 tracebacks or read the tests' expected values, and a test that should fail then passes. So
 after the notebook has run, the grader re-runs every test cell here, in a fresh trusted
 process: the provided cells (setup, given functions) run in this process, the student's cells
-run in a :class:`~softgrad.sandbox.Sandbox`, and each name the student defined is bound to a
-:class:`~softgrad.sandbox.Proxy`. The test cells, restored by nbgrader from the gradebook,
+run in a :class:`~softgrad.grader.sandbox.Sandbox`, and each name the student defined is bound to a
+:class:`~softgrad.grader.sandbox.Proxy`. The test cells, restored by nbgrader from the gradebook,
 then run exactly as written, against NumPy and checks that the student's code never touched.
 
 Each test cell gets one of three outcomes: ``pass``, ``fail`` (with the message), or
 ``unverifiable`` (the cell hands the student's function something that cannot cross the
 process boundary, or uses a check that only makes sense in the student's own process, such
-as counting the lines it runs). :class:`softgrad.grading.VerifyOutsideKernel` keeps the lower
+as counting the lines it runs). :class:`softgrad.grader.preprocessors.VerifyOutsideKernel` keeps the lower
 of the two grades, so this re-run can take points away that the notebook run gave, never add
 any.
 
-Run as ``python -m softgrad.replay`` with a request as JSON on stdin; the answer is JSON on
+Run as ``python -m softgrad.grader.replay`` with a request as JSON on stdin; the answer is JSON on
 stdout.
 """
 
@@ -29,35 +29,10 @@ import sys
 import traceback
 from pathlib import Path
 
-__all__ = ["cell_kind", "in_kernel_only", "replay_notebook"]
+from softgrad.grader.cells import cell_kind
+from softgrad.testing.rerun import UNVERIFIABLE
 
-_UNVERIFIABLE: list[str] = []
-
-
-def in_kernel_only(function: object, check: str) -> bool:
-    """True (and the running test cell is marked unverifiable) when ``function`` is a sandbox proxy.
-
-    Checks that watch the student's code from the inside (counting the lines it runs, watching
-    which provided functions it calls) cannot do that across a process boundary; they call this
-    first and skip themselves in the re-run, so that the notebook run's result stands.
-    """
-    if getattr(function, "__softgrad_proxy__", False):
-        _UNVERIFIABLE.append(f"{check} watches the code from inside its own process")
-        return True
-    return False
-
-
-def cell_kind(cell: dict) -> str | None:
-    """``"test"``, ``"provided"`` (locked code the course wrote) or ``"student"``; None for non-code cells."""
-    if cell.get("cell_type") != "code":
-        return None
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    if meta.get("grade") and not meta.get("solution"):
-        return "test"
-    if meta.get("locked") and not meta.get("solution"):
-        return "provided"
-    return "student"
-
+__all__ = ["replay_notebook"]
 
 def _first_line(text: str, limit: int = 1500) -> str:
     text = text.strip()
@@ -69,7 +44,7 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
     """Re-run the test cells of an executed notebook (a dict in nbformat 4); see the module docstring."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    from softgrad.sandbox import Sandbox, SandboxDied, Unverifiable
+    from softgrad.grader.sandbox import Sandbox, SandboxDied, Unverifiable
 
     cells = [(cell_kind(c), c) for c in nb["cells"]]
     results: dict[str, dict] = {}
@@ -113,11 +88,11 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
             except SandboxDied as died:
                 results[grade_id] = {"outcome": "fail", "message": f"SandboxDied: {died}"}
                 continue
-            _UNVERIFIABLE.clear()
+            UNVERIFIABLE.clear()
             outcome = shell.run_cell(_source(cell), store_history=False, silent=True)
             error = outcome.error_in_exec or outcome.error_before_exec
-            if isinstance(error, Unverifiable) or _UNVERIFIABLE:
-                reason = str(error) if isinstance(error, Unverifiable) else _UNVERIFIABLE[0]
+            if isinstance(error, Unverifiable) or UNVERIFIABLE:
+                reason = str(error) if isinstance(error, Unverifiable) else UNVERIFIABLE[0]
                 results[grade_id] = {"outcome": "unverifiable", "message": reason}
             elif error is None:
                 results[grade_id] = {"outcome": "pass", "message": ""}
@@ -130,7 +105,7 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
 
 def _bind_student_names(namespace: dict, sandbox, provided: set[str]) -> None:
     """A proxy for each function the student defined, and a copy of each plain value."""
-    from softgrad.sandbox import Proxy
+    from softgrad.grader.sandbox import Proxy
 
     for name, is_callable in sandbox.names().items():
         if name in provided:
@@ -167,8 +142,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    # Through the package's module, so that in_kernel_only() (called by the checks) and the
-    # replay share one list of reasons.
-    from softgrad.replay import main as _main
-
-    _main()
+    main()

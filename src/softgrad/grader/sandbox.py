@@ -1,6 +1,6 @@
 """Run a student's code in a separate Python process and call it with plain data.
 
-The grader re-runs the test cells of a notebook in a trusted process (:mod:`softgrad.replay`)
+The grader re-runs the test cells of a notebook in a trusted process (:mod:`softgrad.grader.replay`)
 where NumPy, the course's checks and IPython are exactly as shipped: whatever a student's code
 did to its own kernel (rebinding ``np.allclose``, patching the checks, hiding tracebacks,
 reading the tests' variables) cannot reach them. The student's functions still have to run
@@ -37,6 +37,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+from softgrad.grader import tripwires
+from softgrad.testing.rerun import PROXY_MARK
 
 __all__ = ["Proxy", "Sandbox", "SandboxDied", "StudentError", "Unverifiable", "decode", "encode"]
 
@@ -185,7 +188,7 @@ class Sandbox:
 
     def __init__(self, *, cwd: Path, memory_limit_mb: int = 4096,
                  call_timeout: float = 60.0, setup_timeout: float = 300.0, interrupt_grace: float = 3.0,
-                 forbidden_modules: tuple[str, ...] = ("softgrad.reference", "softgrad.mistakes")):
+                 forbidden_modules: tuple[str, ...] = tripwires.ANSWER_KEY):
         self.call_timeout = call_timeout
         self.interrupt_grace = interrupt_grace
         self.dead_reason: str | None = None
@@ -200,7 +203,7 @@ class Sandbox:
 
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "softgrad.sandbox", str(to_child_r), str(from_child_w)],
+            [sys.executable, "-m", __spec__.name, str(to_child_r), str(from_child_w)],
             cwd=cwd, env=env, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=limit_memory,
         )
@@ -317,7 +320,7 @@ class Proxy:
 
     def __init__(self, sandbox: Sandbox, name: str):
         self._sandbox, self.__name__, self.__qualname__ = sandbox, name, name
-        self.__softgrad_proxy__ = True
+        setattr(self, PROXY_MARK, True)
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         return self._sandbox.call(self.__name__, args, kwargs)
@@ -327,33 +330,14 @@ class Proxy:
 
 
 # ---------------------------------------------------------------------------------------
-# The sandbox side (``python -m softgrad.sandbox IN_FD OUT_FD``)
-
-
-def _forbid(module_names: list[str]) -> None:
-    """Replace the public functions of course modules a student must not call with tripwires."""
-    import importlib
-
-    for module_name in module_names:
-        module = importlib.import_module(module_name)
-        for attribute in list(vars(module)):
-            value = getattr(module, attribute)
-            if attribute.startswith("_") or not callable(value) or getattr(value, "__module__", None) != module_name:
-                continue
-
-            def tripwire(*args: object, _name: str = f"{module_name}.{attribute}", **kwargs: object) -> None:
-                raise RuntimeError(
-                    f"{_name} is part of the course's answer key; this exercise asks you to write it yourself"
-                )
-
-            setattr(module, attribute, tripwire)
+# The sandbox side (``python -m softgrad.grader.sandbox IN_FD OUT_FD``)
 
 
 def _serve(in_fd: int, out_fd: int) -> None:
     from IPython.core.interactiveshell import InteractiveShell
 
     header, _ = _read_message(in_fd)
-    _forbid(header.get("forbidden", []))
+    tripwires.arm(header.get("forbidden", []))
     shell = InteractiveShell.instance()
     namespace = shell.user_ns
     student_names: set[str] = set()

@@ -38,7 +38,7 @@ from softgrad.mistakes import (
     MUTATES_INPUT,
     suspects,
 )
-from softgrad.testing import _component, _recognise
+from softgrad.testing.diagnosis import _component, _recognise
 from softgrad.torchtools import pick_device
 
 __all__ = [

@@ -1,0 +1,217 @@
+"""Executing: nbgrader's ``Execute`` with limits on memory, output and time, and survival of kernel death."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import ensure_async, run_sync
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Integer
+
+from softgrad.grader import guard
+from softgrad.grader.integrity import Finding
+from softgrad.grader.preprocessors.common import cell_kind, error_output, label, record
+
+__all__ = ["SafeExecute"]
+
+
+class SafeExecute(Execute):
+    """nbgrader's ``Execute`` with limits on memory, output and time, and survival of kernel death."""
+
+    memory_limit_mb = Integer(4096, help="Address space of the kernel, in MiB (0: no limit).").tag(config=True)
+    output_limit_bytes = Integer(
+        200_000, help="Output one cell may print; the rest is dropped with a note (0: no limit)."
+    ).tag(config=True)
+    notebook_timeout = Integer(
+        900, help="Seconds for the whole notebook; cells after that are not run (0: no limit)."
+    ).tag(config=True)
+    limit_address_space = Bool(
+        True, help="Enforce the memory limit inside the kernel too (RLIMIT_AS: allocations fail with MemoryError); "
+                   "the kernel's resident memory is watched from outside either way."
+    ).tag(config=True)
+    interrupt_grace = Integer(
+        5, help="Seconds a kernel has to stop after a timeout's interrupt before it is killed."
+    ).tag(config=True)
+    kernel_start_attempts = Integer(
+        3, help="Starts of a kernel that dies before it answers, with fresh ports each time. Jupyter picks a "
+                "kernel's ports, frees them, and the kernel binds them later: another process (a second grading "
+                "worker, any outgoing connection) can take one in between, and the kernel exits with "
+                "'Address already in use'."
+    ).tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._stopped: str | None = None
+        self._killed_for: str | None = None
+        self._timed_out = False
+        self._started = time.monotonic()
+        self._printed: dict[int, int] = {}
+        self._guard_ready = False
+        self._watch_stop = threading.Event()
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._watch_stop.set()
+
+    # -- the kernel: started with a memory limit, and watched --
+
+    async def async_start_new_kernel(self, **kwargs):
+        self._start_kwargs = kwargs
+        original = list(self.extra_arguments)
+        if self.memory_limit_mb and self.limit_address_space:
+            limit = self.memory_limit_mb * 1024 * 1024
+            # Runs in the kernel before any cell; __import__ keeps the name out of the namespace.
+            self.extra_arguments = original + [
+                "--IPKernelApp.exec_lines="
+                f"__import__('resource').setrlimit(__import__('resource').RLIMIT_AS, ({limit}, {limit}))"
+            ]
+        try:
+            await super().async_start_new_kernel(**kwargs)
+        finally:
+            self.extra_arguments = original
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if self.memory_limit_mb and process is not None:
+            threading.Thread(target=self._watch_memory, args=(process.pid,), daemon=True).start()
+
+    async def async_start_new_kernel_client(self):
+        for attempt in range(1, max(self.kernel_start_attempts, 1) + 1):
+            try:
+                return await super().async_start_new_kernel_client()
+            except RuntimeError as error:  # nbclient's words for a kernel that exited before its first reply
+                if (attempt >= self.kernel_start_attempts or "died before replying" not in str(error)
+                        or not self.owns_km):
+                    raise
+                self.log.warning("The kernel exited as it started (attempt %d of %d); starting a new one on fresh "
+                                 "ports", attempt, self.kernel_start_attempts)
+                # nbclient's cleanup has shut the kernel down and dropped its manager (returning its ports).
+                self.km = self.create_kernel_manager()
+                await self.async_start_new_kernel(**getattr(self, "_start_kwargs", {}))
+        raise AssertionError("unreachable")
+
+    # nbclient binds the synchronous wrappers to its own coroutines: bind them to these.
+    start_new_kernel = run_sync(async_start_new_kernel)
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)
+
+    def _watch_memory(self, pid: int) -> None:
+        """A second line of defence: the limit above can be raised by code running as root."""
+        limit_kb = self.memory_limit_mb * 1024
+        while not self._watch_stop.wait(0.25):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                return
+            match = re.search(r"VmRSS:\s+(\d+)", status)
+            if match and int(match.group(1)) > limit_kb:
+                self._killed_for = f"it used more than the memory limit of {self.memory_limit_mb} MiB"
+                os.kill(pid, 9)
+                return
+
+    # -- output: capped per cell while it arrives --
+
+    def output(self, outs, msg, display_id, cell_index):
+        if self.output_limit_bytes:
+            content = msg.get("content", {})
+            size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+            printed = self._printed.get(cell_index, 0)
+            self._printed[cell_index] = printed + size
+            if printed + size > self.output_limit_bytes and msg["msg_type"] in (
+                    "stream", "display_data", "execute_result", "update_display_data"):
+                if printed <= self.output_limit_bytes:
+                    record(self.nb, Finding("output-flood", label(self.nb.cells[cell_index], cell_index), 0,
+                                             f"printed more than {self.output_limit_bytes:,} characters; the rest "
+                                             f"was dropped"))
+                    outs.append(NotebookNode(output_type="stream", name="stdout", text=(
+                        f"\n[the grader dropped the rest of this cell's output: more than "
+                        f"{self.output_limit_bytes:,} characters]\n")))
+                return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    # -- time and death --
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        self._timed_out = True
+        return await super()._async_handle_timeout(timeout, cell)
+
+    guard_libraries = Bool(
+        True, help="Before each test cell, undo what the student's code rebound in NumPy, PyTorch, IPython and "
+                   "the course library (softgrad.grader.guard), and report it."
+    ).tag(config=True)
+
+    def _guard(self, cell: NotebookNode, index: int) -> None:
+        """Snapshot the libraries before the student's first cell; restore them before each test cell."""
+        kind = cell_kind(cell)
+        if kind == "student" and not self._guard_ready:
+            self._guard_ready = True
+            run_sync(self._silent)(f"__import__({guard.__name__!r}, fromlist=['_']).snapshot()")
+        elif kind == "test" and self._guard_ready:
+            restored = run_sync(self._silent)(f"__import__({guard.__name__!r}, fromlist=['_']).restore()")
+            if restored is None:
+                record(self.nb, Finding("kernel-problem", label(cell, index), 0,
+                                         "the kernel did not answer the grader's check of the libraries before "
+                                         "this test (busy, or the check was broken by the notebook's code)"))
+            elif restored not in ("[]", ""):
+                record(self.nb, Finding("patches-library", label(cell, index), 0,
+                                         f"before this test the grader put back what had been rebound: "
+                                         f"{restored[:300]}"))
+
+    async def _shell_reply(self, msg_id: str, seconds: float) -> dict | None:
+        """The kernel's reply to request ``msg_id``, or None if none came within ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await ensure_async(self.kc.shell_channel.get_msg(timeout=left))
+            except (queue.Empty, TimeoutError):
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg
+        return None
+
+    async def _silent(self, expression: str) -> str | None:
+        """Evaluate ``expression`` in the kernel without a trace in the notebook; its repr, or None."""
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"value": expression})
+        reply = await self._shell_reply(msg_id, 30)
+        value = (reply or {}).get("content", {}).get("user_expressions", {}).get("value", {})
+        return value.get("data", {}).get("text/plain", "") if value.get("status") == "ok" else None
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return super().preprocess_cell(cell, resources, index)
+        if self.guard_libraries and self._stopped is None:
+            self._guard(cell, index)
+        if self._stopped is None and self.notebook_timeout and time.monotonic() - self._started > self.notebook_timeout:
+            self._stopped = f"the notebook used up its {self.notebook_timeout} s of grading time"
+        if self._stopped is not None:
+            cell.outputs = [error_output("NotRun", f"this cell was not run: {self._stopped}")]
+            return cell, self.resources
+        self._timed_out = False
+        try:
+            cell, resources = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            reason = self._killed_for or "the process exited or crashed (for example os._exit, or a crash in C code)"
+            cell.outputs.append(error_output("KernelDied", f"the Python kernel died while running this cell: "
+                                                            f"{reason}"))
+            self._stopped = f"the kernel died in an earlier cell ({reason})"
+            return cell, self.resources
+        except CellTimeoutError:  # the reply came, but the cell's output did not finish arriving
+            self._timed_out = True
+        if self._timed_out:
+            cell.outputs.append(error_output(
+                "TimeoutError", f"this cell was stopped after {self.timeout} s: an infinite loop, or code far "
+                                f"slower than it needs to be"))
+            if not run_sync(self._responds)(self.interrupt_grace):
+                run_sync(self._kill_kernel)()
+                self._stopped = f"the code in an earlier cell did not stop when interrupted after {self.timeout} s"
+        return cell, resources
+
+    async def _responds(self, grace: float) -> bool:
+        """Whether the kernel answers a kernel_info request within ``grace`` seconds."""
+        return await self._shell_reply(self.kc.kernel_info(), grace) is not None
+
+    async def _kill_kernel(self) -> None:
+        await ensure_async(self.km.shutdown_kernel(now=True))

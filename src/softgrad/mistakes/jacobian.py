@@ -1,0 +1,157 @@
+"""Chapter 3, the Jacobian of softmax: the Jacobian and the vector-Jacobian product."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from softgrad import reference
+from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.softmax import SOFTMAX_NO_KEEPDIMS, SOFTMAX_WRONG_AXIS
+
+__all__ = [
+    "JACOBIAN_DIAGONAL_ONLY", "JACOBIAN_OFF_DIAGONAL_ONLY", "JACOBIAN_SIGN_FLIPPED", "VJP_MISSING_INNER_PRODUCT",
+    "VJP_INNER_PRODUCT_OVER_BATCH", "VJP_BUILDS_JACOBIAN"
+]
+
+
+_CH2 = "Chapter 2, The Jacobian of softmax"
+
+JACOBIAN_DIAGONAL_ONLY = mistake(
+    "jacobian-diagonal-only",
+    "the Jacobian's diagonal p_i (1 - p_i) only, as if softmax acted entry by entry",
+    """This derivation, widely copied on the web, differentiates p_i only with respect to its
+    own z_i. But every z_j appears in the denominator sum_k exp(z_k), so p_i depends on all
+    of them: d p_i / d z_j = -p_i p_j for j != i. The full Jacobian is diag(p) - p p^T, and
+    the gradient of a loss is p * (g - <g, p>), not g * p * (1 - p).""",
+    f"{_CH2}, section 'A widely copied wrong derivation'",
+)
+
+JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
+    "jacobian-off-diagonal-only",
+    "the Jacobian's off-diagonal term -p_i p_j only, without the diagonal p_i",
+    """The quotient rule gives two terms: d p_i / d z_j = delta_ij p_i - p_i p_j. The first
+    term, from differentiating the numerator exp(z_i), is there only when j = i; dropping it
+    leaves -p p^T (and zeroing the diagonal as well leaves nothing right at all on it).
+    Keep both: J = diag(p) - p p^T, whose diagonal is p_i (1 - p_i).""",
+    f"{_CH2}, section 'The quotient rule, step by step'",
+)
+
+JACOBIAN_SIGN_FLIPPED = mistake(
+    "jacobian-sign-flipped",
+    "the Jacobian with its sign flipped, p p^T - diag(p)",
+    """Raising z_i raises p_i, so the diagonal entries d p_i / d z_i = p_i (1 - p_i) are
+    positive, and raising z_j lowers every other p_i, so the off-diagonal entries are
+    negative. The quotient rule is (u'v - uv') / v^2: numerator derivative first.""",
+    f"{_CH2}, section 'The quotient rule, step by step'",
+)
+
+VJP_MISSING_INNER_PRODUCT = mistake(
+    "vjp-missing-inner-product",
+    "a vector-Jacobian product that forgets the <g, p> term",
+    """g^T J = g^T (diag(p) - p p^T) = p * g - p * <g, p>. The second term comes from the
+    off-diagonal entries of J; without it, p * g is the product with diag(p) alone.""",
+    f"{_CH2}, section 'The vector–Jacobian product'",
+)
+
+VJP_INNER_PRODUCT_OVER_BATCH = mistake(
+    "vjp-inner-product-over-batch",
+    "the inner product <g, p> summed over the whole batch instead of each row",
+    """Every row of a batch has its own softmax and its own Jacobian, so <g, p> is one
+    number per row: np.sum(g * p, axis=axis, keepdims=True). np.sum(g * p) adds the rows
+    together and mixes the examples of the batch.""",
+    f"{_CH2}, section 'Batches and other axes'",
+)
+
+VJP_BUILDS_JACOBIAN = mistake(
+    "vjp-builds-jacobian",
+    "a vector-Jacobian product that builds the n x n Jacobian",
+    """Forming J costs n^2 memory and time: 80 GB for n = 100,000 in float64. The whole point
+    of the vector-Jacobian product is that p * (g - <g, p>) needs only a few arrays of size n.
+    Compute it directly from p and g, without np.diag, np.outer or an (n, n) einsum.""",
+    f"{_CH2}, section 'The vector–Jacobian product'",
+)
+
+
+def _jacobian_parts(z):
+    p = np.asarray(reference.softmax(z, axis=-1))
+    eye = np.eye(p.shape[-1])
+    return p, np.einsum("...i,ij->...ij", p, eye), np.einsum("...i,...j->...ij", p, p)
+
+
+@reproduces(JACOBIAN_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_diagonal_only(z):
+    p, _, _ = _jacobian_parts(z)
+    return np.einsum("...i,ij->...ij", p * (1 - p), np.eye(p.shape[-1]))
+
+
+@reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_outer_only(z):
+    return -_jacobian_parts(z)[2]
+
+
+@reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_jacobian")
+def _jacobian_zero_diagonal(z):
+    p, _, outer = _jacobian_parts(z)
+    return -outer * (1 - np.eye(p.shape[-1]))
+
+
+@reproduces(JACOBIAN_SIGN_FLIPPED, "softmax_jacobian")
+def _jacobian_sign_flipped(z):
+    _, diagonal, outer = _jacobian_parts(z)
+    return outer - diagonal
+
+
+@reproduces(JACOBIAN_DIAGONAL_ONLY, "softmax_vjp")
+def _vjp_diagonal_only(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return g * p * (1 - p)
+
+
+@reproduces(JACOBIAN_OFF_DIAGONAL_ONLY, "softmax_vjp")
+def _vjp_outer_only(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return -p * np.sum(g * p, axis=axis, keepdims=True)
+
+
+@reproduces(JACOBIAN_SIGN_FLIPPED, "softmax_vjp")
+def _vjp_sign_flipped(z, g, axis=-1):
+    return -reference.softmax_vjp(z, g, axis=axis)
+
+
+@reproduces(VJP_MISSING_INNER_PRODUCT, "softmax_vjp")
+def _vjp_missing_inner_product(z, g, axis=-1):
+    return reference.softmax(z, axis=axis) * g
+
+
+@reproduces(VJP_INNER_PRODUCT_OVER_BATCH, "softmax_vjp")
+def _vjp_inner_product_over_batch(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p))
+
+
+@reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_ignores_axis(z, g, axis=-1):
+    return reference.softmax_vjp(z, g, axis=-1)
+
+
+@reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_axis0(z, g, axis=-1):
+    return reference.softmax_vjp(z, g, axis=0)
+
+
+@reproduces(SOFTMAX_NO_KEEPDIMS, "softmax_vjp")
+def _vjp_inner_product_without_keepdims(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p, axis=axis))
+
+
+@reproduces(VJP_BUILDS_JACOBIAN, "softmax_vjp")
+def _vjp_through_the_jacobian(z, g, axis=-1):
+    # Right values, wrong cost: recognised only by the memory it needs on a large input.
+    moved_z, moved_g = np.moveaxis(z, axis, -1), np.moveaxis(g, axis, -1)
+    return np.moveaxis(np.einsum("...i,...ij->...j", moved_g, reference.softmax_jacobian(moved_z)), -1, axis)
+
+@reproduces(SOFTMAX_WRONG_AXIS, "softmax_vjp")
+def _vjp_inner_product_on_last_axis(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return p * (g - np.sum(g * p, axis=-1, keepdims=True))

@@ -1,0 +1,134 @@
+"""Chapter 7, softmax in PyTorch: a hand-written autograd Function, devices."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from softgrad import reference
+from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.cross_entropy import (
+    CE_GRAD_NO_BATCH_MEAN,
+    CE_GRAD_SIGN_FLIPPED,
+    CE_SUM_NOT_MEAN,
+    _ce_grad_no_mean,
+    _ce_grad_sign,
+    _ce_log_of_softmax,
+    _ce_no_shift,
+    _ce_sum,
+)
+from softgrad.mistakes.softmax import LOG_OF_SOFTMAX, SOFTMAX_NO_MAX_SHIFT
+
+__all__ = [
+    "BACKWARD_IGNORES_GRAD_OUTPUT", "BACKWARD_GRAD_FOR_TARGET", "FORBIDDEN_CALL_IN_FUNCTION",
+    "FUNCTION_NOT_APPLIED", "HOST_ROUND_TRIP", "DEVICE_PREFERENCE"
+]
+
+
+# Wrong implementations of `softmax_cross_entropy` here take NumPy float64 arrays and the
+# upstream gradient: f(logits, target, grad_output) -> (loss, gradient of grad_output * loss).
+_CH5 = "Chapter 5, Softmax in PyTorch"
+
+BACKWARD_IGNORES_GRAD_OUTPUT = mistake(
+    "backward-ignores-grad-output",
+    "a backward that ignores grad_output",
+    """backward(ctx, grad_output) receives dL/d(output) for whatever loss L the caller
+    builds on top of your function, and must return grad_output times the local gradient
+    (the chain rule). Returning the local gradient alone is right only when your output is
+    the final loss and nothing scales it: (3 * loss).backward(), a weighted sum of losses,
+    or gradient scaling in mixed precision all give wrong gradients. Multiply by
+    grad_output.""",
+    f"{_CH5}, section 'A hand-written backward'",
+)
+
+BACKWARD_GRAD_FOR_TARGET = mistake(
+    "backward-grad-for-target",
+    "a backward that returns a gradient for the integer target",
+    """backward returns one value per input of forward, in the same order: a gradient for
+    the logits, and None for the target, which holds class indices. An integer tensor has no
+    gradient; PyTorch drops what you return in its place without a word, so the mistake
+    hides until the target is a float tensor. Return (grad_logits, None).""",
+    f"{_CH5}, section 'A hand-written backward'",
+)
+
+FORBIDDEN_CALL_IN_FUNCTION = mistake(
+    "autograd-inside-function",
+    "PyTorch's loss functions or autograd called inside the hand-written Function",
+    """The point of a custom autograd.Function is that you write the forward and the
+    backward yourself. Calling F.cross_entropy, F.nll_loss or F.log_softmax in forward, or
+    torch.autograd.grad / .backward() inside backward, hands the work back to PyTorch.
+    Compute the loss from logsumexp (with the max shift) and the gradient as
+    grad_output * (softmax(logits) - onehot(target)) / N.""",
+    f"{_CH5}, section 'A hand-written backward'",
+)
+
+FUNCTION_NOT_APPLIED = mistake(
+    "function-not-applied",
+    "softmax_cross_entropy does not go through SoftmaxCrossEntropy.apply",
+    """A custom Function is used through its apply method: SoftmaxCrossEntropy.apply(logits,
+    target). Calling forward directly, or computing the loss with other tensor code, never
+    records your backward in the graph, so PyTorch differentiates something else (or
+    nothing: the loss has no grad_fn).""",
+    f"{_CH5}, section 'A hand-written backward'",
+)
+
+HOST_ROUND_TRIP = mistake(
+    "host-round-trip",
+    "the Function goes through NumPy (.numpy(), np.asarray)",
+    """.numpy() works only for tensors in CPU memory: on a GPU the same code raises
+    "can't convert cuda:0 device type tensor to numpy", and on the CPU it steps outside
+    PyTorch, so the result loses its device and dtype unless rebuilt by hand. Use torch
+    operations throughout (torch.logsumexp, torch.softmax, gather, scatter or indexing),
+    and create new tensors with device=logits.device.""",
+    f"{_CH5}, section 'Traps on a GPU'",
+)
+
+DEVICE_PREFERENCE = mistake(
+    "device-preference",
+    "the devices tried in the wrong order, or a device that does not exist",
+    """pick_device must return the best device that exists on the machine it runs on:
+    CUDA if torch.cuda.is_available(), else Apple's MPS if torch.backends.mps.is_available(),
+    else the CPU. Hard-coding "cuda" fails on every machine without an NVIDIA GPU, and
+    always returning the CPU wastes the GPU that a reader (or Colab) has.""",
+    f"{_CH5}, section 'One device value'",
+)
+
+
+def _loss_and_grad(loss, grad):
+    """A wrong `softmax_cross_entropy`, from a (maybe wrong) NumPy loss and gradient."""
+
+    def wrong(logits, target, grad_output=1.0):
+        return loss(logits, target), grad_output * grad(logits, target)
+
+    return wrong
+
+
+reproduces(BACKWARD_IGNORES_GRAD_OUTPUT, "softmax_cross_entropy")(
+    lambda logits, target, grad_output=1.0: (reference.cross_entropy(logits, target),
+                                             reference.cross_entropy_grad(logits, target)))
+
+
+def _picked(log_p, target):
+    """The mean of -log p[n, target[n]]: how tensor code picks the right class (no 0 * inf)."""
+    target = np.asarray(target)
+    return -np.mean(log_p[np.arange(target.shape[0]), target])
+
+
+def _ce_log_of_softmax_picked(logits, target):
+    return _picked(np.log(reference.softmax(logits)), target)
+
+
+def _ce_no_shift_picked(logits, target):
+    logits = np.asarray(logits, dtype=np.float64)
+    return _picked(logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True)), target)
+
+
+for _loss in (_ce_log_of_softmax, _ce_log_of_softmax_picked):
+    reproduces(LOG_OF_SOFTMAX, "softmax_cross_entropy")(_loss_and_grad(_loss, reference.cross_entropy_grad))
+for _loss in (_ce_no_shift, _ce_no_shift_picked):
+    reproduces(SOFTMAX_NO_MAX_SHIFT, "softmax_cross_entropy")(_loss_and_grad(_loss, reference.cross_entropy_grad))
+reproduces(CE_SUM_NOT_MEAN, "softmax_cross_entropy")(
+    _loss_and_grad(_ce_sum, _ce_grad_no_mean))
+reproduces(CE_GRAD_NO_BATCH_MEAN, "softmax_cross_entropy")(
+    _loss_and_grad(reference.cross_entropy, _ce_grad_no_mean))
+reproduces(CE_GRAD_SIGN_FLIPPED, "softmax_cross_entropy")(
+    _loss_and_grad(reference.cross_entropy, _ce_grad_sign))

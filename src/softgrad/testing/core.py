@@ -1,0 +1,371 @@
+"""The core of every check: call a student's function safely, judge a result against a reference.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import GeneratorType
+
+import numpy as np
+
+from softgrad._failures import fail, format_value, worst_entries
+from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
+from softgrad.testing.diagnosis import _copy_arg, _recognise, _recognise_error, _run_quietly
+
+
+def expected_dtype(x: np.ndarray) -> np.dtype:
+    """The dtype a graded NumPy function must return for input ``x``.
+
+    Real floating inputs keep their dtype; integers and booleans are promoted to float64.
+    """
+    dtype = np.asarray(x).dtype
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float,
+                      expected: np.ndarray | float = 0.0) -> np.ndarray | float:
+    """The absolute error allowed in a forward result computed in ``dtype``, entry by entry.
+
+    ``2 * eps * (2 * scale + terms + 2 + |expected|)``, where ``scale`` is the largest
+    magnitude among the inputs and ``terms`` the length of the longest axis. The reasoning:
+    the stable algorithms for softmax, log-softmax and log-sum-exp are mixed
+    forward-backward stable (Blanchard, Higham and Higham, 2021): each result is, up to a
+    relative error of a few ``eps`` in the output, the exact result for inputs perturbed by
+    a relative ``O(eps)``, that is by at most ``eps * scale`` in absolute terms. How far
+    such a perturbation moves an output is bounded by the sum of the absolute values of
+    that output's row of the Jacobian: ``2 p_i (1 - p_i) <= 1/2`` for softmax,
+    ``2 (1 - p_i) <= 2`` for log-softmax, and 1 for log-sum-exp; hence the ``2 * scale``.
+    Adding ``terms`` numbers contributes up to ``terms * eps``, and rounding the output
+    ``eps * |expected|``. The factor 2 covers the few remaining roundings (a subtraction,
+    an exp, a log or a division), and admits other stable formulas such as
+    ``exp(z - logsumexp(z))``, whose error reaches ``2 * eps * scale`` times the output.
+
+    In float64 with 10 logits of size 1000 the allowance is ``8.9e-13``; in float32,
+    ``4.8e-4``. The mistakes the tests look for give errors of order one, or nan. In
+    float16 (``eps = 9.8e-4``) the allowance is wide, so float16 tests use logits of
+    moderate size, where a wrong formula is still far outside it.
+    """
+    eps = float(np.finfo(dtype).eps)
+    return 2.0 * eps * (2.0 * abs(float(scale)) + terms + 2.0 + np.abs(expected))
+
+
+def describe_array(name: str, x: object) -> str:
+    """``z of shape (2, 3), dtype float32, values in [-1000, 3]`` (for messages)."""
+    if isinstance(x, np.ndarray):
+        text = f"{name} of shape {x.shape}, dtype {x.dtype}"
+        if x.size and np.issubdtype(x.dtype, np.number):
+            text += f", values in [{format_value(np.min(x))}, {format_value(np.max(x))}]"
+        return text
+    return f"{name} = {x!r}"
+
+
+@dataclass
+class StudentCall:
+    """The result of a student's function, and the warnings it raised (captured, not printed)."""
+
+    value: object
+    warnings: list[str]
+
+
+def _call_text(name: str, args: Sequence[object], kwargs: Mapping[str, object], arg_names: Sequence[str]) -> str:
+    shown = [arg_names[i] if i < len(arg_names) else f"arg{i}" for i in range(len(args))]
+    shown += [f"{k}={v!r}" for k, v in kwargs.items()]
+    return f"{name}({', '.join(shown)})"
+
+
+def call_student(
+    function: Callable[..., object],
+    *args: object,
+    arg_names: Sequence[str] = ("z",),
+    name: str | None = None,
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    **kwargs: object,
+) -> StudentCall:
+    """Call ``function(*args, **kwargs)`` the way a grader should.
+
+    The function receives copies of the array arguments, so that the originals can be
+    compared afterwards: a function that modifies its input fails with the mistake
+    ``mutates-input``. Warnings are captured (and returned) instead of printed. An exception
+    is re-raised as an AssertionError that says which call, on which input, raised it, and
+    which of the known ``mistakes`` raises the same error on the same input, if any.
+    """
+    __tracebackhide__ = True
+    name = name or getattr(function, "__name__", "your function")
+    call = _call_text(name, args, kwargs, arg_names)
+    passed = [_copy_arg(a) for a in args]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            value = function(*passed, **kwargs)
+        except NotImplementedError as error:
+            fail(f"{call} raised NotImplementedError: replace `raise NotImplementedError()` "
+                 "with your implementation.", error)
+        except MemoryError as error:
+            inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
+                               for i, a in enumerate(args))
+            message = (f"{call} ran out of memory ({error}) on {inputs}. A function whose result "
+                       "has the size of its input should need only a few arrays of that size.")
+            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+                message += "\n" + mistake.describe()
+            fail(message, error)
+        except Exception as error:
+            inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
+                               for i, a in enumerate(args))
+            message = f"{call} raised {type(error).__name__}: {error}\n  The input was: {inputs}."
+            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+                message += "\n" + mistake.describe()
+            fail(message, error)
+    for i, (original, given) in enumerate(zip(args, passed, strict=True)):
+        if isinstance(original, np.ndarray) and not np.array_equal(original, given, equal_nan=True):
+            arg = arg_names[i] if i < len(arg_names) else f"argument {i}"
+            fail(f"{call} modified its input {arg}: it must leave the caller's array unchanged.\n"
+                 + MUTATES_INPUT.describe())
+    messages = [f"{w.category.__name__}: {w.message}" for w in caught]
+    return StudentCall(value, list(dict.fromkeys(messages)))
+
+
+def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | None = None) -> str | None:
+    """What is wrong with a result's type, shape or dtype (a phrase after "f(z) ..."), or None.
+
+    Accepted: a plain ``np.ndarray``, a NumPy floating scalar, or (for float64 results) a
+    Python float. Rejected: lists, tensors, array subclasses, other shapes, other dtypes.
+    """
+    if type(value) is np.ndarray:
+        arr = value
+    elif isinstance(value, np.floating) or (type(value) is float and (dtype is None or dtype == np.float64)):
+        arr = np.asarray(value)
+    elif isinstance(value, np.ndarray):
+        return (f"returned a {type(value).__name__}, a subclass of np.ndarray; return a plain NumPy "
+                "array (np.asarray(result) makes one).")
+    else:
+        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
+        return f"returned {kind}; it should return a NumPy array of shape {shape}."
+    if arr.shape != shape:
+        hint = ""
+        squeezed = tuple(d for d in arr.shape if d != 1)
+        if arr.ndim == len(shape) + 1 and squeezed == tuple(d for d in shape if d != 1):
+            hint = " It looks like keepdims=True was used where the axis should be removed."
+        elif arr.ndim == 2 and len(shape) == 2 and arr.shape == shape[::-1]:
+            hint = (" That is the transposed shape: check the order of the factors of a matrix product "
+                    "(a gradient has the shape of what it differentiates).")
+        elif arr.size == int(np.prod(shape)):
+            hint = " The number of entries is right but the shape is not: check your reshapes and keepdims."
+        return f"returned an array of shape {arr.shape}; expected shape {shape}.{hint}"
+    if not np.issubdtype(arr.dtype, np.floating):
+        return f"returned dtype {arr.dtype}; expected a floating-point array" + (
+            f" of dtype {dtype}." if dtype is not None else ".")
+    if dtype is not None and arr.dtype != dtype:
+        return (f"returned dtype {arr.dtype}, but its input has dtype {dtype}: return the input's "
+                "floating dtype (integer inputs give float64). A common cause: np.eye, np.zeros and "
+                "np.ones make float64 arrays unless given dtype=..., and mixing one into a float32 "
+                "computation promotes the result to float64.")
+    return None
+
+
+def as_checked_array(
+    value: object, *, what: str, shape: tuple[int, ...], dtype: np.dtype | None = None
+) -> np.ndarray:
+    """Check ``value`` with :func:`result_problem` (failing with ``what`` as the subject);
+    return it as a new float64 array, independent of ``value``."""
+    __tracebackhide__ = True
+    problem = result_problem(value, shape=shape, dtype=dtype)
+    if problem:
+        fail(f"{what} {problem}")
+    return np.array(value, dtype=np.float64, copy=True)
+
+
+def check_against_reference(
+    function: Callable[..., object],
+    reference: Callable[..., object],
+    *args: object,
+    case: str = "",
+    arg_names: Sequence[str] = ("z",),
+    mistakes: Mapping[Mistake, Sequence[Callable[..., object]]] | None = None,
+    strict_dtype: bool = True,
+    **kwargs: object,
+) -> None:
+    """Check ``function(*args, **kwargs)`` against the trusted ``reference`` (float64).
+
+    Checks, in order: the call succeeds and leaves its inputs unchanged; the result is a
+    NumPy array with the reference's shape and the input's floating dtype
+    (:func:`expected_dtype` of the first argument; with ``strict_dtype=False`` any float
+    will do, as for a loss that may be a Python float); it is finite wherever the reference
+    is; and it agrees with the reference within :func:`forward_tolerance`. ``case``
+    describes the input in words for the message ("logits of +-1000"). ``mistakes``
+    defaults to the catalogue's suspects for the reference's name (``softmax``, ...).
+    Returns None, so that it can end a test cell (nbgrader treats a numeric last value as
+    partial credit).
+    """
+    __tracebackhide__ = True
+    name = getattr(reference, "__name__", "function")
+    expected = np.asarray(reference(*args, **kwargs), dtype=np.float64)
+    known = suspects(name) if mistakes is None else mistakes
+    outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
+    call = _call_text(name, args, kwargs, arg_names)
+    what = f"{call} with {describe_array(arg_names[0], args[0])}" + (f" ({case})" if case else "")
+    _judge(outcome.value, expected, what=what, dtype=expected_dtype(args[0]), strict_dtype=strict_dtype,
+           args=args, kwargs=kwargs, known=known, warnings_seen=outcome.warnings)
+
+
+def _judge(
+    value: object,
+    expected: np.ndarray,
+    *,
+    what: str,
+    dtype: np.dtype,
+    strict_dtype: bool,
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    known: Mapping[Mistake, Sequence[Callable[..., object]]],
+    warnings_seen: Sequence[str],
+) -> None:
+    """Fail, with the full message, unless ``value`` agrees with the float64 ``expected``."""
+    __tracebackhide__ = True
+    # The scale and the longest axis of the data. Integer arrays next to floating ones are
+    # class indices (targets, labels): their values say nothing about the rounding of the
+    # result, so they do not widen the tolerance. Integer inputs that are the data (integer
+    # logits, promoted to float64) still count.
+    numeric = [a for a in args if isinstance(a, np.ndarray) and a.size and np.issubdtype(a.dtype, np.number)]
+    floating = [a for a in numeric if np.issubdtype(a.dtype, np.inexact)]
+    arrays = [np.asarray(a, dtype=np.float64) for a in (floating or numeric)]
+    scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
+    terms = max((max(a.shape) for a in arrays), default=1)
+    allowed = forward_tolerance(dtype, terms, scale, expected)
+    # A wrong implementation "matches" when it reproduces the student's result to the same
+    # accuracy that a right one must reach.
+    match_tolerance = float(forward_tolerance(dtype, terms, scale))
+
+    problem = result_problem(value, shape=expected.shape, dtype=dtype if strict_dtype else None)
+    if problem:
+        lines = [f"{what} {problem}"]
+        if type(value) is np.ndarray and np.issubdtype(value.dtype, np.number):
+            raw = np.asarray(value, dtype=np.float64)
+            lines += [m.describe() for m in _recognise(raw, expected, known, args, kwargs, match_tolerance)]
+        fail("\n".join(lines))
+    actual = np.array(value, dtype=np.float64, copy=True)
+    ok = np.isfinite(actual) == np.isfinite(expected)
+    with np.errstate(invalid="ignore"):
+        ok &= np.where(
+            np.isfinite(expected),
+            np.abs(actual - expected) <= allowed,
+            actual == expected,
+        )
+    if bool(np.all(ok)):
+        return
+
+    if actual.ndim == 0:
+        lines = [f"{what} is {format_value(float(actual))}, but the correct value is "
+                 f"{format_value(float(expected))}."]
+    else:
+        lines = [f"{what} is wrong in {int(np.size(ok) - np.count_nonzero(ok))} of {np.size(ok)} entries."]
+        nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
+        if nonfinite:
+            lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
+        lines.append("  Largest differences:")
+        lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
+    lines.append(f"  (Allowed error for {dtype} here: {float(np.max(allowed)):.1e} at most.)")
+    if warnings_seen:
+        lines.append("  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3]))
+    recognised = _recognise(actual, expected, known, args, kwargs, match_tolerance)
+    if recognised:
+        lines += [m.describe() for m in recognised]
+    fail("\n".join(lines))
+
+
+def _describe_argument(name: str, value: object) -> str | None:
+    """An argument in words for a message: arrays by shape and values, an iterator (a stream of
+    chunks) by its kind, since reading it to count its items would use it up; None for the rest."""
+    if isinstance(value, np.ndarray):
+        return describe_array(name, value)
+    if isinstance(value, Iterator):
+        return f"{name}, a one-shot {'generator' if isinstance(value, GeneratorType) else 'iterator'}"
+    return None
+
+
+def _describe_call(name: str, args: Sequence[object], kwargs: Mapping[str, object],
+                   arg_names: Sequence[str], case: str) -> str:
+    call = _call_text(name, args, kwargs, arg_names)
+    described = (_describe_argument(arg_names[i], a) for i, a in enumerate(args) if i < len(arg_names))
+    shown = ", ".join(d for d in described if d)
+    return call + (f" with {shown}" if shown else "") + (f" ({case})" if case else "")
+
+
+def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: Sequence[object],
+                kwargs: Mapping[str, object]) -> dict[Mistake, list[Callable[[], object]]]:
+    """Each known wrong implementation, bound to this input (run quietly when asked)."""
+    return {
+        mistake: [lambda impl=impl: _run_quietly(impl, args, kwargs) for impl in implementations]
+        for mistake, implementations in known.items()
+    }
+
+
+def _with_warnings(failure: AssertionError, warnings_seen: list[str]) -> str:
+    text = str(failure)
+    if warnings_seen:
+        text += "\n  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3])
+    return text
+
+
+def _bytes(n: float) -> str:
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _measured_call(
+    measure: Callable[..., tuple[object, int]],
+    function: Callable[..., object],
+    args: Sequence[object],
+    kwargs: Mapping[str, object],
+    *,
+    name: str,
+    arg_names: Sequence[str],
+    case: str,
+) -> tuple[str, int]:
+    """Call the student's function under ``measure`` (which returns ``(result, amount)``), safely."""
+    __tracebackhide__ = True
+    what = _describe_call(name, args, kwargs, arg_names, case)
+    outcome = call_student(lambda *a, **k: measure(function, *a, **k), *args, arg_names=arg_names, name=name,
+                           **kwargs)
+    return what, outcome.value[1]
+
+
+def check_raises(
+    function: Callable[..., object],
+    *args: object,
+    mentions: str,
+    case: str,
+    arg_names: Sequence[str],
+    name: str,
+    error: type[Exception] = ValueError,
+    **kwargs: object,
+) -> None:
+    """Check that a call with bad arguments raises ``error`` with a message that names ``mentions``.
+
+    A clear error says what was wrong: the message must contain the name of the offending
+    argument (``mentions``), so that the caller knows which one to fix.
+    """
+    __tracebackhide__ = True
+    call = _call_text(name, args, kwargs, arg_names)
+    passed = [_copy_arg(a) for a in args]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            function(*passed, **kwargs)
+    except error as raised:
+        # the argument's name as a word of its own: "X" must not be found inside "expected"
+        if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(mentions)}(?![A-Za-z0-9_])", str(raised)):
+            fail(f"{call} with {case} raised {type(raised).__name__}({str(raised)!r}), but the message does not "
+                 f"mention `{mentions}`: say which argument is wrong and what was expected.")
+        return
+    except Exception as raised:
+        fail(f"{call} with {case} raised {type(raised).__name__}: {raised}. Check the arguments first and "
+             f"raise {error.__name__} with a message that names `{mentions}`, before any computation fails "
+             "on them.", raised)
+    fail(f"{call} with {case} did not raise. Bad arguments must be refused with {error.__name__}, with a "
+         f"message that names `{mentions}` and says what was expected.")
