@@ -114,21 +114,30 @@ def test_every_notebook_installs_the_course_library_when_it_is_missing():
         assert guard in cells[0].source, f"{notebook.name}: the first code cell must install softgrad"
 
 
-def test_every_mistake_points_at_a_section_that_exists():
-    """A mistake's feedback names "Chapter N, <title>, section '<heading>'": both must be real."""
-    from softgrad.mistakes import CATALOGUE
+def test_the_catalogue_knows_the_book_as_it_is():
+    """The catalogue's table of chapters (number, title) is the book's: its order in _toc.yml, its headings."""
+    from softgrad.mistakes.catalogue import CHAPTERS
 
-    titles = {}
-    for source in chapter_sources():
-        text = source.read_text()
-        title = re.search(r"^# (.+)$", text, re.M).group(1).strip()
-        titles[title] = {h.strip() for h in re.findall(r"^##+ (.+)$", text, re.M)}
+    chapters = [f.removeprefix("chapters/") for f in toc_files() if f.startswith("chapters/")]
+    assert list(CHAPTERS) == chapters, "CHAPTERS (softgrad/mistakes/catalogue.py) must list the chapters of _toc.yml"
+    for number, key in enumerate(chapters, start=1):
+        title = re.search(r"^# (.+)$", (REPO / "chapters" / f"{key}.md").read_text(), re.M).group(1).strip()
+        assert CHAPTERS[key] == (number, title), f"{key} is chapter {number}, titled {title!r}"
+
+
+def test_every_mistake_points_at_a_section_that_exists(built_book):
+    """A mistake's feedback names "Chapter N, <title>, section '<heading>'" and links to it: all must be real."""
+    from softgrad.mistakes import CATALOGUE
+    from softgrad.mistakes.catalogue import anchor
+
     for mistake in CATALOGUE.values():
-        match = re.fullmatch(r"Chapter \d+, (.+), section '(.+)'", mistake.section)
-        assert match, f"{mistake.id}: the section should read \"Chapter N, <title>, section '<heading>'\""
-        title, heading = match.groups()
-        assert title in titles, f"{mistake.id}: no chapter titled {title!r}"
-        assert heading in titles[title], f"{mistake.id}: chapter {title!r} has no section {heading!r}"
+        source = (REPO / "chapters" / f"{mistake.chapter}.md").read_text()
+        headings = {h.strip() for h in re.findall(r"^##+ (.+)$", source, re.M)}
+        assert mistake.heading in headings, f"{mistake.id}: {mistake.chapter} has no section {mistake.heading!r}"
+        page = (built_book / "chapters" / f"{mistake.chapter}.html").read_text()
+        assert f'id="{anchor(mistake.heading)}"' in page, (
+            f"{mistake.id}: the built page has no anchor #{anchor(mistake.heading)} (its link in feedback)")
+        assert mistake.url.endswith(f"chapters/{mistake.chapter}.html#{anchor(mistake.heading)}")
 
 
 def test_glue_is_a_no_op_without_myst_nb(monkeypatch):

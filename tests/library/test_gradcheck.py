@@ -185,7 +185,8 @@ def test_the_worst_entries_are_located(softmax_case):
 def test_a_named_mistake_is_recognised(softmax_case):
     f, g, z = softmax_case
     p = reference.softmax(z)
-    diagonal_only = Mistake("test-diagonal-only", "diagonal only", "explanation", "somewhere")
+    diagonal_only = Mistake("test-diagonal-only", "diagonal only", "explanation", "03_jacobian",
+                            "A widely copied wrong derivation")
     wrong = p * (1 - p) * 0.7  # any wrong gradient will do; the candidate says what it would be
     with pytest.raises(AssertionError, match=r"\[test-diagonal-only\]"):
         check_gradient(f, wrong, z, mistakes={diagonal_only: lambda: wrong.copy()})
@@ -295,7 +296,7 @@ def test_check_jacobian_accepts_the_softmax_jacobian_and_names_a_wrong_one():
     assert report.relative_error < 1e-8
     p = reference.softmax(z)
     diagonal = np.einsum("bi,ij->bij", p * (1 - p), np.eye(4))
-    marker = Mistake("test-diag", "diagonal only", "explanation", "somewhere")
+    marker = Mistake("test-diag", "diagonal only", "explanation", "03_jacobian", "A widely copied wrong derivation")
     with pytest.raises(AssertionError, match=r"\[test-diag\]"):
         check_jacobian(reference.softmax, diagonal, z, mistakes={marker: [lambda: diagonal]})
     with pytest.raises(AssertionError, match=r"sign\s+is\s+flipped"):

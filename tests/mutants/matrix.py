@@ -474,7 +474,8 @@ _add(PS3, "cross_entropy_grad", "smoothing-over-C-1", "wrong classes only", sour
         q = (1.0 - label_smoothing) * q + label_smoothing * (1.0 - q) / (c - 1)
         return (softmax(logits) - q) / n
 """)
-_add(PS3, "cross_entropy_grad", "sign", "target minus probabilities", source=_ce_grad("p = softmax(logits)", "(q - p) / n"))
+_add(PS3, "cross_entropy_grad", "sign", "target minus probabilities",
+     source=_ce_grad("p = softmax(logits)", "(q - p) / n"))
 _add(PS3, "cross_entropy_grad", "transposed", "classes first", source=_ce_grad("p = softmax(logits)", "(p - q).T / n"))
 _add(PS3, "cross_entropy_grad", "dtype", "np.eye without a dtype", source="""
     def cross_entropy_grad(logits, target, label_smoothing=0.0):
@@ -843,9 +844,12 @@ for _bug_id in ("clip", "log-of-probability", "wrong-axis", "sum-not-mean", "mis
     _na("online_logsumexp", _bug_id, "a log-sum-exp of a stream: no loss, labels, gradient or axis argument")
 
 
-def _chunked(first_pass: str = "new_m = np.maximum(m, np.max(z, axis=1))\n"
-                               "                s = s * np.exp(m - new_m) + np.sum(np.exp(z - new_m[:, None]), axis=1)\n"
-                               "                m = new_m",
+_ONLINE_PASS = ("new_m = np.maximum(m, np.max(z, axis=1))\n"
+                "                s = s * np.exp(m - new_m) + np.sum(np.exp(z - new_m[:, None]), axis=1)\n"
+                "                m = new_m")
+
+
+def _chunked(first_pass: str = _ONLINE_PASS,
              lse: str = "lse = m + np.log(s)",
              loss: str = "loss = float(np.mean(lse - target_logit))",
              grad: str = "G = np.exp(h @ W_chunk - lse[:, None])\n"
@@ -981,3 +985,8 @@ def check_consistency() -> list[str]:
             if (function, bug) not in filled and (function, bug) not in NOT_APPLICABLE:
                 problems.append(f"{function} x {bug}: neither a mutant nor a reason why it does not apply")
     return problems
+
+
+# ps7_triton's rows live in their own module, which adds to MATRIX, CORRECT and NOT_APPLICABLE with the
+# same helpers (it imports them from here, so it is imported last).
+import mutants.matrix_triton  # noqa: E402, F401

@@ -18,7 +18,7 @@ __all__ = [
 # Wrong implementations of `online_logsumexp` take the chunks (an iterable, read as the
 # student's code would read it); those of `chunked_linear_cross_entropy` take
 # (h, W, target, chunk_size) and return (loss, dh, dW).
-_CH6 = "Chapter 6, Softmax at scale"
+_CHAPTER = "08_at_scale"
 
 ONLINE_SUM_NOT_RESCALED = mistake(
     "online-sum-not-rescaled",
@@ -29,7 +29,7 @@ ONLINE_SUM_NOT_RESCALED = mistake(
     without that factor mixes two scales, and the result is too large by up to the whole
     difference of the maxima. Combine (m_a, s_a) and (m_b, s_b) as m = max(m_a, m_b),
     s = s_a * exp(m_a - m) + s_b * exp(m_b - m).""",
-    f"{_CH6}, section 'Online softmax'",
+    _CHAPTER, "Online softmax",
 )
 
 ONLINE_MAX_NOT_UPDATED = mistake(
@@ -39,7 +39,7 @@ ONLINE_MAX_NOT_UPDATED = mistake(
     with logits above the first chunk's maximum gives exp(z - m) > 1, and a gap of 710
     (float64) or 89 (float32) overflows to inf. Keep a running maximum and rescale the
     running sum each time it grows.""",
-    f"{_CH6}, section 'Online softmax'",
+    _CHAPTER, "Online softmax",
 )
 
 CHUNKS_READ_TWICE = mistake(
@@ -50,7 +50,7 @@ CHUNKS_READ_TWICE = mistake(
     maximum and a second loop for the sum sees nothing the second time, so the sum is 0 and
     log(0) = -inf. Indexing (chunks[0]) or len(chunks) fails on a generator too. Read each
     chunk once, and fold it into a running maximum and a rescaled running sum.""",
-    f"{_CH6}, section 'Online softmax'",
+    _CHAPTER, "Online softmax",
 )
 
 MATERIALISES_FULL_LOGITS = mistake(
@@ -62,7 +62,7 @@ MATERIALISES_FULL_LOGITS = mistake(
     can be the largest array of the whole step. Work on one chunk of columns at a time and
     keep only per-row summaries (maximum, sum, the target's logit) between chunks; the
     extra memory is then a few arrays of N x chunk_size.""",
-    f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
+    _CHAPTER, "Cross-entropy over a large vocabulary",
 )
 
 CHUNK_LOCAL_SOFTMAX = mistake(
@@ -72,7 +72,7 @@ CHUNK_LOCAL_SOFTMAX = mistake(
     Normalising each chunk by its own sum makes every chunk's probabilities add up to one,
     so the gradient pushes on every chunk as if it were the whole distribution. Compute the
     row's lse in a first pass over the chunks, then exp(z - lse) in the second.""",
-    f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
+    _CHAPTER, "Cross-entropy over a large vocabulary",
 )
 
 DH_NOT_ACCUMULATED = mistake(
@@ -82,7 +82,7 @@ DH_NOT_ACCUMULATED = mistake(
     so chunk by chunk it is a sum, dh += G_chunk @ W_chunk^T. Assigning dh = ... inside the
     loop keeps only the last chunk's share. (dW, by contrast, has a separate block of
     columns per chunk, dW[:, chunk] = h^T @ G_chunk.)""",
-    f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
+    _CHAPTER, "Cross-entropy over a large vocabulary",
 )
 
 TARGET_NOT_OFFSET = mistake(
@@ -94,7 +94,7 @@ TARGET_NOT_OFFSET = mistake(
     local numbers puts a -1 at column `target` of every chunk for the rows whose target is
     below the chunk width (a wrong class in every chunk but the first), and no -1 at all
     for the other rows.""",
-    f"{_CH6}, section 'Cross-entropy over a large vocabulary'",
+    _CHAPTER, "Cross-entropy over a large vocabulary",
 )
 
 

@@ -1,31 +1,109 @@
 """The catalogue's machinery: a known mistake, the registry, and the wrong implementations of each.
 
 The entries themselves live in one module per chapter of the book (:mod:`softgrad.mistakes`
-imports them all, in the book's order).
+imports them all, in the book's order). An entry says where the book teaches it: a chapter of
+:data:`CHAPTERS` and a heading in it; :attr:`Mistake.section` reads that out for students and
+:attr:`Mistake.url` points at the section of the published book.
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["CATALOGUE", "Mistake", "mistake", "reproduces", "suspects"]
+from softgrad import about
+
+__all__ = ["CATALOGUE", "CHAPTERS", "Mistake", "anchor", "mistake", "reproduces", "suspects"]
+
+CHAPTERS: dict[str, tuple[int, str]] = {
+    "01_softmax": (1, "The softmax function"),
+    "02_gradient_checking": (2, "Checking gradients numerically"),
+    "03_jacobian": (3, "The Jacobian of softmax"),
+    "04_cross_entropy": (4, "Cross-entropy and its gradient"),
+    "05_numpy_training": (5, "Softmax regression in NumPy"),
+    "06_multiclass": (6, "Softmax regression, logistic regression, one-vs-rest and one-vs-one"),
+    "07_pytorch": (7, "Softmax in PyTorch"),
+    "08_at_scale": (8, "Softmax at scale"),
+}
+"""The book's chapters, by the name of their file in ``chapters/``: (number, title). A test checks it
+against ``_toc.yml`` and the chapters' own headings."""
+
+
+def anchor(heading: str) -> str:
+    """The HTML id the book gives a section with this heading, as docutils' ``make_id`` makes it: lower
+    case, characters outside ASCII dropped (an en dash disappears), every other run of characters a
+    single hyphen, no hyphen or digit at the start and no hyphen at the end."""
+    text = unicodedata.normalize("NFKD", heading.lower()).encode("ascii", "ignore").decode("ascii")
+    text = re.sub(r"[^a-z0-9]+", "-", " ".join(text.split()))
+    return re.sub(r"^[-0-9]+|-+$", "", text)
+
+
+# The explanation of each mistake is printed once per notebook: the first failing test cell that
+# finds it shows it in full, later ones name it. Keyed by the id of the cell that explained it.
+_EXPLAINED: dict[str, object] = {}
+
+
+def _current_cell() -> object | None:
+    """Which notebook cell is running: its id (sent by Jupyter and nbclient), else its source; None
+    outside a notebook (a script, the test suite), where every explanation is given in full."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    if shell is None:
+        return None
+    kernel = getattr(shell, "kernel", None)
+    try:
+        parent = kernel.get_parent() if kernel is not None else {}
+    except Exception:  # noqa: BLE001 (an old ipykernel, or no parent message)
+        parent = {}
+    cell_id = (parent or {}).get("metadata", {}).get("cellId")
+    if cell_id:
+        return cell_id
+    inputs = shell.user_ns.get("In")
+    return inputs[-1] if isinstance(inputs, list) and inputs else None
 
 
 @dataclass(frozen=True)
 class Mistake:
-    """A known mistake: a stable id, a title, what goes wrong and how to fix it, and where it is taught."""
+    """A known mistake: a stable id, a title, what goes wrong and how to fix it, and where it is taught
+    (``chapter``, a key of :data:`CHAPTERS`, and ``heading``, a section heading in that chapter)."""
 
     id: str
     title: str
     explanation: str
-    section: str
+    chapter: str
+    heading: str
     implementations: dict[str, list[Callable[..., object]]] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
 
+    @property
+    def section(self) -> str:
+        """``Chapter 1, The softmax function, section 'The max trick'``."""
+        number, title = CHAPTERS[self.chapter]
+        return f"Chapter {number}, {title}, section '{self.heading}'"
+
+    @property
+    def url(self) -> str:
+        """The section in the published book."""
+        return f"{about.BOOK_URL}chapters/{self.chapter}.html#{anchor(self.heading)}"
+
     def describe(self) -> str:
-        """The paragraph a student reads when their code matches this mistake."""
+        """The paragraph a student reads when their code matches this mistake.
+
+        In a notebook, the explanation is printed in full by the first test cell that names this
+        mistake (and again whenever that cell runs again); a later cell names the mistake and its
+        section, so one slip does not fill every failing cell with the same paragraph.
+        """
+        cell = _current_cell()
+        first = _EXPLAINED.setdefault(self.id, cell)
+        if cell is not None and first != cell:
+            return (f"This matches a known mistake: {self.title} [{self.id}], explained in the first test "
+                    f"that found it.\n  See: {self.section}.")
         return (
             f"This matches a known mistake: {self.title} [{self.id}].\n"
             f"  {self.explanation}\n"
@@ -37,19 +115,30 @@ CATALOGUE: dict[str, Mistake] = {}
 """Every known mistake by id."""
 
 
-def mistake(id: str, title: str, explanation: str, section: str) -> Mistake:
+def mistake(id: str, title: str, explanation: str, chapter: str, heading: str) -> Mistake:
     """Create a :class:`Mistake` and add it to :data:`CATALOGUE` (ids are unique)."""
     if id in CATALOGUE:
         raise ValueError(f"mistake id {id!r} is already in the catalogue")
-    entry = Mistake(id, title, " ".join(explanation.split()), section)
+    if chapter not in CHAPTERS:
+        raise ValueError(f"mistake {id!r}: no chapter {chapter!r} in the book (CHAPTERS)")
+    entry = Mistake(id, title, " ".join(explanation.split()), chapter, heading)
     CATALOGUE[id] = entry
     return entry
 
 
-def reproduces(entry: Mistake, function_name: str) -> Callable[[Callable[..., object]], Callable[..., object]]:
-    """Register the decorated function as one way ``function_name`` goes wrong with ``entry``."""
+def reproduces(entry: Mistake, function_name: str, *, also: tuple[Mistake, ...] = ()
+               ) -> Callable[[Callable[..., object]], Callable[..., object]]:
+    """Register the decorated function as one way ``function_name`` goes wrong with ``entry``.
+
+    ``also``: other mistakes the same code makes at the same time (a log of a probability computed
+    without the max shift makes two). Such a reproduction is named only when no reproduction of one
+    of its mistakes alone explains the student's result as well
+    (:func:`softgrad.testing.diagnosis.name_mistakes`).
+    """
 
     def register(implementation: Callable[..., object]) -> Callable[..., object]:
+        if also:
+            implementation.__softgrad_also__ = tuple(other.id for other in also)
         entry.implementations.setdefault(function_name, []).append(implementation)
         return implementation
 

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 
-_CH3 = "Chapter 3, Cross-entropy and its gradient"
+_CHAPTER = "04_cross_entropy"
 
 CE_SUM_NOT_MEAN = mistake(
     "ce-sum-not-mean",
@@ -25,7 +25,7 @@ CE_SUM_NOT_MEAN = mistake(
     """The course's cross-entropy, like PyTorch's default reduction='mean', is the mean over
     the N examples of the batch. A sum is N times larger, and its gradient too, so the
     learning rate that suits one batch size no longer suits another. Divide by N.""",
-    f"{_CH3}, section 'Batches: the mean and the 1/N'",
+    _CHAPTER, "Batches: the mean and the 1/N",
 )
 
 CE_GRAD_NO_BATCH_MEAN = mistake(
@@ -34,7 +34,7 @@ CE_GRAD_NO_BATCH_MEAN = mistake(
     """The loss is the mean of N per-example losses, so each logit's gradient is
     (p - q) / N, not p - q. Without the 1/N every gradient is N times too large. The same
     factor appears in dW = X^T (P - Y) / N and db = sum over examples of (P - Y) / N.""",
-    f"{_CH3}, section 'Batches: the mean and the 1/N'",
+    _CHAPTER, "Batches: the mean and the 1/N",
 )
 
 CE_GRAD_SIGN_FLIPPED = mistake(
@@ -44,7 +44,7 @@ CE_GRAD_SIGN_FLIPPED = mistake(
     integer label the loss goes down when the logit of the right class goes up, so that
     logit's gradient, p_y - 1, is negative. A flipped sign makes gradient descent climb the
     loss.""",
-    f"{_CH3}, section 'The gradient, derived twice'",
+    _CHAPTER, "The gradient, derived twice",
 )
 
 CE_INTEGER_LABELS_AS_ONEHOT = mistake(
@@ -53,7 +53,7 @@ CE_INTEGER_LABELS_AS_ONEHOT = mistake(
     """p - y needs y as a one-hot (N, C) array. With integer labels of shape (N,),
     subtracting them broadcasts the label's value (0, 1, 2, ...) across a row, or across the
     wrong axis. Build the one-hot rows first, or subtract 1 at [range(N), y] only.""",
-    f"{_CH3}, section 'From likelihood to cross-entropy'",
+    _CHAPTER, "From likelihood to cross-entropy",
 )
 
 CE_LABEL_SMOOTHING_C_MINUS_1 = mistake(
@@ -63,7 +63,7 @@ CE_LABEL_SMOOTHING_C_MINUS_1 = mistake(
     distribution over all C classes, the right one included (it gets 1 - eps + eps/C).
     Giving eps / (C - 1) to each wrong class and 1 - eps to the right one is another
     convention, and gives other numbers.""",
-    f"{_CH3}, section 'Soft targets and label smoothing'",
+    _CHAPTER, "Soft targets and label smoothing",
 )
 
 CE_LABEL_SMOOTHING_IGNORED = mistake(
@@ -72,7 +72,7 @@ CE_LABEL_SMOOTHING_IGNORED = mistake(
     """With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q, for integer
     labels and probability targets alike. The function accepts the argument and must use
     it, for every kind of target, in the loss and in the gradient.""",
-    f"{_CH3}, section 'Soft targets and label smoothing'",
+    _CHAPTER, "Soft targets and label smoothing",
 )
 
 CE_SOFT_TARGETS_ARGMAX = mistake(
@@ -81,7 +81,7 @@ CE_SOFT_TARGETS_ARGMAX = mistake(
     """A probability target such as (0.7, 0.2, 0.1) is a distribution, and cross-entropy
     uses all of it: -sum_c q_c log p_c. Replacing it by the one-hot vector of its arg max
     throws away what the soft target says about the other classes.""",
-    f"{_CH3}, section 'Soft targets and label smoothing'",
+    _CHAPTER, "Soft targets and label smoothing",
 )
 
 CE_GRAD_THROUGH_PROBABILITIES = mistake(
@@ -91,7 +91,7 @@ CE_GRAD_THROUGH_PROBABILITIES = mistake(
     probability that has underflowed to 0 makes -q / p infinite and 0 * inf = nan, for
     exactly the confident predictions where the gradient matters most. Compute p - q
     directly: it never divides by a probability.""",
-    f"{_CH3}, section 'The gradient, derived twice'",
+    _CHAPTER, "The gradient, derived twice",
 )
 
 DW_TRANSPOSED = mistake(
@@ -100,7 +100,7 @@ DW_TRANSPOSED = mistake(
     """W has shape (D, C), so dW must too. With Z = X W + b, dZ = (P - Y) / N has shape
     (N, C), and dW = X^T dZ: (D, N) times (N, C). Check every gradient's shape against its
     parameter's.""",
-    f"{_CH3}, section 'Softmax regression'",
+    _CHAPTER, "Softmax regression",
 )
 
 REG_GRADIENT_FACTOR_TWO = mistake(
@@ -109,7 +109,7 @@ REG_GRADIENT_FACTOR_TWO = mistake(
     """The derivative of 0.5 * reg * sum(W**2) is reg * W: the 0.5 is there precisely to
     cancel the 2 of the square. 2 * reg * W is the gradient of reg * sum(W**2), which is not
     the loss you computed.""",
-    f"{_CH3}, section 'Softmax regression'",
+    _CHAPTER, "Softmax regression",
 )
 
 REG_GRADIENT_MISSING = mistake(
@@ -117,7 +117,7 @@ REG_GRADIENT_MISSING = mistake(
     "the regularisation term in the loss but not in the gradient",
     """Every term of the loss contributes to its gradient: 0.5 * reg * sum(W**2) adds
     reg * W to dW. A gradient without it belongs to another loss.""",
-    f"{_CH3}, section 'Softmax regression'",
+    _CHAPTER, "Softmax regression",
 )
 
 

@@ -14,7 +14,7 @@ __all__ = [
 ]
 
 
-_CH2 = "Chapter 2, The Jacobian of softmax"
+_CHAPTER = "03_jacobian"
 
 JACOBIAN_DIAGONAL_ONLY = mistake(
     "jacobian-diagonal-only",
@@ -23,7 +23,7 @@ JACOBIAN_DIAGONAL_ONLY = mistake(
     own z_i. But every z_j appears in the denominator sum_k exp(z_k), so p_i depends on all
     of them: d p_i / d z_j = -p_i p_j for j != i. The full Jacobian is diag(p) - p p^T, and
     the gradient of a loss is p * (g - <g, p>), not g * p * (1 - p).""",
-    f"{_CH2}, section 'A widely copied wrong derivation'",
+    _CHAPTER, "A widely copied wrong derivation",
 )
 
 JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
@@ -33,7 +33,7 @@ JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
     term, from differentiating the numerator exp(z_i), is there only when j = i; dropping it
     leaves -p p^T (and zeroing the diagonal as well leaves nothing right at all on it).
     Keep both: J = diag(p) - p p^T, whose diagonal is p_i (1 - p_i).""",
-    f"{_CH2}, section 'The quotient rule, step by step'",
+    _CHAPTER, "The quotient rule, step by step",
 )
 
 JACOBIAN_SIGN_FLIPPED = mistake(
@@ -42,7 +42,7 @@ JACOBIAN_SIGN_FLIPPED = mistake(
     """Raising z_i raises p_i, so the diagonal entries d p_i / d z_i = p_i (1 - p_i) are
     positive, and raising z_j lowers every other p_i, so the off-diagonal entries are
     negative. The quotient rule is (u'v - uv') / v^2: numerator derivative first.""",
-    f"{_CH2}, section 'The quotient rule, step by step'",
+    _CHAPTER, "The quotient rule, step by step",
 )
 
 VJP_MISSING_INNER_PRODUCT = mistake(
@@ -50,7 +50,7 @@ VJP_MISSING_INNER_PRODUCT = mistake(
     "a vector-Jacobian product that forgets the <g, p> term",
     """g^T J = g^T (diag(p) - p p^T) = p * g - p * <g, p>. The second term comes from the
     off-diagonal entries of J; without it, p * g is the product with diag(p) alone.""",
-    f"{_CH2}, section 'The vector–Jacobian product'",
+    _CHAPTER, "The vector–Jacobian product",
 )
 
 VJP_INNER_PRODUCT_OVER_BATCH = mistake(
@@ -59,7 +59,7 @@ VJP_INNER_PRODUCT_OVER_BATCH = mistake(
     """Every row of a batch has its own softmax and its own Jacobian, so <g, p> is one
     number per row: np.sum(g * p, axis=axis, keepdims=True). np.sum(g * p) adds the rows
     together and mixes the examples of the batch.""",
-    f"{_CH2}, section 'Batches and other axes'",
+    _CHAPTER, "Batches and other axes",
 )
 
 VJP_BUILDS_JACOBIAN = mistake(
@@ -68,7 +68,7 @@ VJP_BUILDS_JACOBIAN = mistake(
     """Forming J costs n^2 memory and time: 80 GB for n = 100,000 in float64. The whole point
     of the vector-Jacobian product is that p * (g - <g, p>) needs only a few arrays of size n.
     Compute it directly from p and g, without np.diag, np.outer or an (n, n) einsum.""",
-    f"{_CH2}, section 'The vector–Jacobian product'",
+    _CHAPTER, "The vector–Jacobian product",
 )
 
 

@@ -26,7 +26,7 @@ __all__ = [
 
 # Wrong implementations of `softmax_cross_entropy` here take NumPy float64 arrays and the
 # upstream gradient: f(logits, target, grad_output) -> (loss, gradient of grad_output * loss).
-_CH5 = "Chapter 5, Softmax in PyTorch"
+_CHAPTER = "07_pytorch"
 
 BACKWARD_IGNORES_GRAD_OUTPUT = mistake(
     "backward-ignores-grad-output",
@@ -37,7 +37,7 @@ BACKWARD_IGNORES_GRAD_OUTPUT = mistake(
     the final loss and nothing scales it: (3 * loss).backward(), a weighted sum of losses,
     or gradient scaling in mixed precision all give wrong gradients. Multiply by
     grad_output.""",
-    f"{_CH5}, section 'A hand-written backward'",
+    _CHAPTER, "A hand-written backward",
 )
 
 BACKWARD_GRAD_FOR_TARGET = mistake(
@@ -47,7 +47,7 @@ BACKWARD_GRAD_FOR_TARGET = mistake(
     the logits, and None for the target, which holds class indices. An integer tensor has no
     gradient; PyTorch drops what you return in its place without a word, so the mistake
     hides until the target is a float tensor. Return (grad_logits, None).""",
-    f"{_CH5}, section 'A hand-written backward'",
+    _CHAPTER, "A hand-written backward",
 )
 
 FORBIDDEN_CALL_IN_FUNCTION = mistake(
@@ -58,7 +58,7 @@ FORBIDDEN_CALL_IN_FUNCTION = mistake(
     torch.autograd.grad / .backward() inside backward, hands the work back to PyTorch.
     Compute the loss from logsumexp (with the max shift) and the gradient as
     grad_output * (softmax(logits) - onehot(target)) / N.""",
-    f"{_CH5}, section 'A hand-written backward'",
+    _CHAPTER, "A hand-written backward",
 )
 
 FUNCTION_NOT_APPLIED = mistake(
@@ -68,7 +68,7 @@ FUNCTION_NOT_APPLIED = mistake(
     target). Calling forward directly, or computing the loss with other tensor code, never
     records your backward in the graph, so PyTorch differentiates something else (or
     nothing: the loss has no grad_fn).""",
-    f"{_CH5}, section 'A hand-written backward'",
+    _CHAPTER, "A hand-written backward",
 )
 
 HOST_ROUND_TRIP = mistake(
@@ -79,7 +79,7 @@ HOST_ROUND_TRIP = mistake(
     PyTorch, so the result loses its device and dtype unless rebuilt by hand. Use torch
     operations throughout (torch.logsumexp, torch.softmax, gather, scatter or indexing),
     and create new tensors with device=logits.device.""",
-    f"{_CH5}, section 'Traps on a GPU'",
+    _CHAPTER, "Traps on a GPU",
 )
 
 DEVICE_PREFERENCE = mistake(
@@ -89,7 +89,7 @@ DEVICE_PREFERENCE = mistake(
     CUDA if torch.cuda.is_available(), else Apple's MPS if torch.backends.mps.is_available(),
     else the CPU. Hard-coding "cuda" fails on every machine without an NVIDIA GPU, and
     always returning the CPU wastes the GPU that a reader (or Colab) has.""",
-    f"{_CH5}, section 'One device value'",
+    _CHAPTER, "One device value",
 )
 
 

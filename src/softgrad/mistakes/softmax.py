@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-_CH1 = "Chapter 1, The softmax function"
+_CHAPTER = "01_softmax"
 
 MUTATES_INPUT = mistake(
     "mutates-input",
@@ -25,7 +25,7 @@ MUTATES_INPUT = mistake(
     caller's array. The caller still needs the original logits (to compute a loss, or a
     gradient), and a function that silently edits them causes bugs far away from the cause.
     Write `z = z - z.max(axis=axis, keepdims=True)`, which makes a new array.""",
-    f"{_CH1}, section 'Batches and axes'",
+    _CHAPTER, "Batches and axes",
 )
 
 SOFTMAX_NO_MAX_SHIFT = mistake(
@@ -36,7 +36,7 @@ SOFTMAX_NO_MAX_SHIFT = mistake(
     underflows to 0, and 0 / 0 is nan too. Softmax is shift invariant, so subtract each
     row's maximum first: then the largest exponent is exp(0) = 1, nothing can overflow, and
     the sum is at least 1.""",
-    f"{_CH1}, section 'The max trick'",
+    _CHAPTER, "The max trick",
 )
 
 SOFTMAX_GLOBAL_MAX = mistake(
@@ -46,7 +46,7 @@ SOFTMAX_GLOBAL_MAX = mistake(
     underflows: every exp in that row becomes 0, the row sums to 0, and 0 / 0 is nan (or
     log(0) = -inf). Take the maximum along the softmax axis with
     `z.max(axis=axis, keepdims=True)`, so that every row has its own largest entry at 0.""",
-    f"{_CH1}, section 'Batches and axes'",
+    _CHAPTER, "Batches and axes",
 )
 
 SOFTMAX_CLIP = mistake(
@@ -56,7 +56,7 @@ SOFTMAX_CLIP = mistake(
     999 both become c, so the probabilities come out equal instead of 0.73 and 0.27.
     Softmax depends only on the differences between logits; subtracting the maximum keeps
     every difference, clipping destroys them.""",
-    f"{_CH1}, section 'The max trick'",
+    _CHAPTER, "The max trick",
 )
 
 SOFTMAX_WRONG_AXIS = mistake(
@@ -67,7 +67,7 @@ SOFTMAX_WRONG_AXIS = mistake(
     sum, the inner product <g, p>) runs along it too. Normalising over axis 0, over the whole
     array, or ignoring the `axis` argument gives arrays that look plausible but are not
     distributions over the classes. Pass `axis=axis` to every reduction.""",
-    f"{_CH1}, section 'Batches and axes'",
+    _CHAPTER, "Batches and axes",
 )
 
 SOFTMAX_NO_KEEPDIMS = mistake(
@@ -79,7 +79,7 @@ SOFTMAX_NO_KEEPDIMS = mistake(
     along the last axis, so entry [i, j] is combined with row j's value instead of row
     i's. For a square batch this runs without an error and gives wrong numbers. Use
     `keepdims=True`.""",
-    f"{_CH1}, section 'Batches and axes'",
+    _CHAPTER, "Batches and axes",
 )
 
 LOG_OF_SOFTMAX = mistake(
@@ -89,7 +89,7 @@ LOG_OF_SOFTMAX = mistake(
     is below half the smallest positive float64, so it rounds to 0), and log(0) is -inf,
     although the true log-probability is an ordinary number such as -800. Compute it in the
     log domain: log_softmax(z) = z - logsumexp(z), with the shift inside logsumexp.""",
-    f"{_CH1}, section 'Why log(softmax(z)) is wrong'",
+    _CHAPTER, "Why log(softmax(z)) is wrong",
 )
 
 LOGSUMEXP_NO_SHIFT = mistake(
@@ -98,7 +98,7 @@ LOGSUMEXP_NO_SHIFT = mistake(
     """`np.log(np.sum(np.exp(z)))` overflows to inf for large logits and gives log(0) = -inf
     for very negative ones. Use logsumexp(z) = m + log(sum(exp(z - m))) with m the maximum
     along the axis.""",
-    f"{_CH1}, section 'Log-sum-exp and log-softmax'",
+    _CHAPTER, "Log-sum-exp and log-softmax",
 )
 
 LOGSUMEXP_SHIFT_NOT_ADDED_BACK = mistake(
@@ -108,7 +108,7 @@ LOGSUMEXP_SHIFT_NOT_ADDED_BACK = mistake(
     logsumexp(z) = m + log(sum(exp(z - m))): add m back at the end. For log-softmax the m
     goes to z instead: log_softmax(z) = (z - m) - log(sum(exp(z - m))), so subtract it from
     z as well as inside the sum.""",
-    f"{_CH1}, section 'Log-sum-exp and log-softmax'",
+    _CHAPTER, "Log-sum-exp and log-softmax",
 )
 
 
@@ -119,7 +119,7 @@ SHIFT_NOT_BY_MAX = mistake(
     it safe in floating point: after subtracting the maximum every exponent is at most 0.
     After subtracting the mean or the minimum, a row such as [800, 0, -800] still has an
     exponent of 800 or 1600, which overflows to inf.""",
-    f"{_CH1}, section 'The max trick'",
+    _CHAPTER, "The max trick",
 )
 
 DENOMINATOR_EPSILON = mistake(
@@ -129,7 +129,7 @@ DENOMINATOR_EPSILON = mistake(
     largest term is exp(0) = 1), so it can never be 0 and needs no guard. A constant such
     as 1e-7 only makes the probabilities too small by that relative amount, so that they no
     longer sum to one; drop it.""",
-    f"{_CH1}, section 'The max trick'",
+    _CHAPTER, "The max trick",
 )
 
 

@@ -15,7 +15,7 @@ __all__ = [
 ]
 
 
-_CH4 = "Chapter 4, Softmax regression in NumPy"
+_CHAPTER = "05_numpy_training"
 
 PREDICT_WRONG_AXIS = mistake(
     "predict-wrong-axis",
@@ -24,7 +24,7 @@ PREDICT_WRONG_AXIS = mistake(
     prediction for example n is the column of the largest score in row n, np.argmax(scores,
     axis=1). np.argmax(scores, axis=0) answers another question (which example scores highest
     for each class), and np.argmax(scores) flattens the array.""",
-    f"{_CH4}, section 'The model and its gradient check'",
+    _CHAPTER, "The model and its gradient check",
 )
 
 PYTHON_LOOP_OVER_ROWS = mistake(
@@ -33,7 +33,7 @@ PYTHON_LOOP_OVER_ROWS = mistake(
     """Each pass through a Python loop costs microseconds of interpreter work, whatever the
     row holds; one matrix product handles all rows in compiled code. For N examples the loop
     runs N times: predict with X @ W + b and np.argmax(..., axis=1) on the whole batch.""",
-    f"{_CH4}, section 'Vectorisation, measured'",
+    _CHAPTER, "Vectorisation, measured",
 )
 
 SGD_ASCENDS = mistake(
@@ -41,7 +41,7 @@ SGD_ASCENDS = mistake(
     "the parameters moved along the gradient instead of against it",
     """Gradient descent subtracts: W = W - lr * dW. The gradient points to where the loss grows
     fastest, so adding it climbs the loss: the loss goes up, and the accuracy falls to chance.""",
-    f"{_CH4}, section 'What a gradient bug does to training'",
+    _CHAPTER, "What a gradient bug does to training",
 )
 
 NO_SHUFFLE = mistake(
@@ -51,7 +51,7 @@ NO_SHUFFLE = mistake(
     single class, and each stretch of steps pulls the model towards that class and away from
     the others: the model remembers mostly what it saw last. Draw a new random order every epoch,
     rng.permutation(N) with rng = np.random.default_rng(seed), and take the batches from it.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 UNSEEDED_RANDOMNESS = mistake(
@@ -60,7 +60,7 @@ UNSEEDED_RANDOMNESS = mistake(
     """Training with the same seed must give the same result. np.random.shuffle and
     np.random.permutation use NumPy's global state, which other code changes; create one
     generator, rng = np.random.default_rng(seed), and draw every random number from it.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 SEED_IGNORED = mistake(
@@ -69,7 +69,7 @@ SEED_IGNORED = mistake(
     """np.random.default_rng(0) (or any fixed number) gives every call the same order, whatever
     seed the caller asks for. Create the generator from the argument:
     rng = np.random.default_rng(seed).""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 ORDER_DRAWN_ONCE = mistake(
@@ -78,7 +78,7 @@ ORDER_DRAWN_ONCE = mistake(
     """A permutation drawn once, before the loop over epochs, makes every epoch visit the
     mini-batches in the same order with the same members. Draw a new order at the start of
     every epoch: order = rng.permutation(N) inside the epoch loop.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 LAST_BATCH_DROPPED = mistake(
@@ -87,7 +87,7 @@ LAST_BATCH_DROPPED = mistake(
     """When batch_size does not divide N, the last mini-batch of an epoch has N % batch_size
     rows. Skipping it means those examples are never trained on in that epoch: walk through
     the whole order, range(0, N, batch_size), and let the last slice be short.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 REG_NOT_PASSED = mistake(
@@ -96,7 +96,7 @@ REG_NOT_PASSED = mistake(
     """train_softmax_regression receives reg and must hand it to
     softmax_regression_loss_and_grad(W, b, X_batch, y_batch, reg) at every step; otherwise
     the model is trained without the penalty that the caller asked for.""",
-    f"{_CH4}, section 'Mini-batch SGD'",
+    _CHAPTER, "Mini-batch SGD",
 )
 
 LABELS_OFF_BY_ONE = mistake(
@@ -105,7 +105,7 @@ LABELS_OFF_BY_ONE = mistake(
     """The digits' labels are 0 to 9 and index the columns of W directly. Adding or subtracting
     1 (a habit from 1-based data, or from a one-hot vector built with the wrong offset) trains
     the model to predict the next or previous digit: the accuracy falls to almost zero.""",
-    f"{_CH4}, section 'The data'",
+    _CHAPTER, "The data",
 )
 
 
