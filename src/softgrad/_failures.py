@@ -30,8 +30,19 @@ def wrap_message(message: str, width: int = MESSAGE_WIDTH) -> str:
 
 
 def fail(message: str, cause: BaseException | None = None) -> None:
-    """Raise the AssertionError a student reads (``cause`` is chained for context)."""
+    """Raise the AssertionError a student reads (``cause`` is chained for context).
+
+    Its frame, like every check's, sets ``__tracebackhide__``: IPython (and pytest) leave it out
+    of the traceback, so that a student sees the line of the test that failed and then the
+    message, with no frame of the library between them.
+    """
+    __tracebackhide__ = True
     raise AssertionError(wrap_message(message)) from cause
+
+
+def plural(count: int, singular: str, many: str | None = None) -> str:
+    """``1 entry``, ``3 entries``: a count with its noun in the right number."""
+    return f"{count} {singular if count == 1 else (many or singular + 's')}"
 
 
 def format_index(index: tuple[int, ...]) -> str:
@@ -48,10 +59,22 @@ def format_value(value: float) -> str:
     return f"{value:.6g}"
 
 
-def worst_entries(actual: np.ndarray, expected: np.ndarray, count: int = 3) -> list[str]:
+def format_pair(mine: float, right: float) -> tuple[str, str]:
+    """Two numbers written with as many digits as it takes to see that they differ (up to 17)."""
+    for digits in (6, 9, 12, 17):
+        a, b = (format_value(v) if not np.isfinite(v) else f"{v:.{digits}g}" for v in (mine, right))
+        if a != b:
+            return a, b
+    return a, b
+
+
+def worst_entries(actual: np.ndarray, expected: np.ndarray, count: int = 3,
+                  wrong: np.ndarray | None = None) -> list[str]:
     """The ``count`` entries where ``actual`` and ``expected`` differ most, as lines of text.
 
     A nan or an infinity where the expected value is finite counts as the largest difference.
+    Only entries that differ are listed (with ``wrong``, a boolean mask, only those it marks), and
+    each pair is written with enough digits to show the difference.
     """
     actual = np.asarray(actual, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -59,14 +82,14 @@ def worst_entries(actual: np.ndarray, expected: np.ndarray, count: int = 3) -> l
         diff = np.abs(actual - expected)
     both_equal = (actual == expected) | (np.isnan(actual) & np.isnan(expected))
     diff = np.where(both_equal, 0.0, np.where(np.isfinite(diff), diff, np.inf))
+    if wrong is not None:
+        diff = np.where(np.asarray(wrong, dtype=bool), diff, 0.0)
     order = np.argsort(-diff.reshape(-1), kind="stable")[:count]
     lines = []
     for flat in order:
         if diff.reshape(-1)[flat] == 0.0:
             break
         index = np.unravel_index(int(flat), actual.shape) if actual.shape else ()
-        lines.append(
-            f"{format_index(index) if index else 'value'}: yours {format_value(actual[index])}, "
-            f"expected {format_value(expected[index])}"
-        )
+        mine, right = format_pair(float(actual[index]), float(expected[index]))
+        lines.append(f"{format_index(index) if index else 'value'}: yours {mine}, expected {right}")
     return lines

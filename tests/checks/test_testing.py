@@ -24,6 +24,7 @@ from softgrad.testing import (
     forward_tolerance,
     result_problem,
 )
+from softgrad.testing.inputs import hard_logits, linear_inputs
 
 getcontext().prec = 60
 
@@ -369,17 +370,23 @@ def _derivative_cases():
 @pytest.mark.parametrize(("name", "mistake", "implementation"), list(_derivative_cases()))
 def test_every_catalogued_wrong_derivative_is_rejected_and_named(name, mistake, implementation):
     rng = np.random.default_rng(10)
-    z, g = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    cases = [rng.normal(size=(3, 4))] + [logits for _, logits, _ in hard_logits(4)]
     messages = []
-    for axis in (-1, 0):
-        try:
-            if name == "softmax_vjp":
-                check_gradient_function(implementation, reference.softmax_weighted_sum, z, g, axis=axis,
-                                        name=name, arg_names=("z", "g"))
-            elif axis == -1:
-                check_jacobian_function(implementation, reference.softmax, z, name=name)
-        except AssertionError as failure:
-            messages.append(" ".join(str(failure).split()))
+    for z in cases:
+        g = rng.normal(size=z.shape).astype(z.dtype)
+        for axis in (-1, 0):
+            try:
+                if name == "softmax_vjp":
+                    check_against_reference(implementation, reference.softmax_vjp, z, g, axis=axis,
+                                            arg_names=("z", "g"), mistakes={mistake: [implementation]})
+                    check_gradient_function(implementation, reference.softmax_weighted_sum, z, g, axis=axis,
+                                            name=name, arg_names=("z", "g"))
+                elif axis == -1:
+                    check_against_reference(implementation, reference.softmax_jacobian, z,
+                                            mistakes={mistake: [implementation]})
+                    check_jacobian_function(implementation, reference.softmax, z, name=name)
+            except AssertionError as failure:
+                messages.append(" ".join(str(failure).split()))
     assert any(f"[{mistake.id}]" in m for m in messages), messages
 
 
@@ -423,6 +430,18 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
         attempt(check_loss_and_gradients, implementation, reference.softmax_regression_loss,
                 W, b, X, labels[:5].repeat(2)[:6], reg=0.3, name=name, wrt=(0, 1),
                 output_names=("dW", "db"), arg_names=("W", "b", "X", "y"), batch_size=6)
+    for case, hard, hard_labels in hard_logits(5):  # the inputs that expose a student's own unstable softmax
+        if name == "cross_entropy":
+            attempt(check_against_reference, implementation, reference.cross_entropy, hard, hard_labels,
+                    arg_names=("logits", "target"), strict_dtype=False, case=case)
+        elif name == "cross_entropy_grad":
+            attempt(check_against_reference, implementation, reference.cross_entropy_grad, hard, hard_labels,
+                    arg_names=("logits", "target"), case=case)
+        else:
+            W, b, X = linear_inputs(hard, features=6)
+            attempt(check_loss_and_gradients, implementation, reference.softmax_regression_loss,
+                    W, b, X, hard_labels, reg=0.3, name=name, wrt=(0, 1), output_names=("dW", "db"),
+                    arg_names=("W", "b", "X", "y"), reference=reference.softmax_regression_loss_and_grad, case=case)
     assert any(f"[{mistake.id}]" in m for m in messages), messages
 
 
@@ -430,10 +449,11 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
 
 def test_integer_targets_do_not_widen_the_tolerance():
     from softgrad.testing.core import _judge
+    from softgrad.testing.diagnosis import Evidence
 
     def judge(value, *args):
-        _judge(value, np.array(1.0), what="f(x)", dtype=np.dtype(np.float64), strict_dtype=False, args=args,
-               kwargs={}, known={}, warnings_seen=[])
+        _judge(value, np.array(1.0), what="f(x)", dtype=np.dtype(np.float64), strict_dtype=False,
+               evidence=Evidence({}, args), warnings_seen=[])
 
     logits = np.zeros((2, 3))
     off = 1.0 + 100 * forward_tolerance(np.float64, 3, 0.0, 1.0)  # far outside the tolerance of these logits

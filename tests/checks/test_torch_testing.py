@@ -81,14 +81,14 @@ def test_a_wrong_function_fails_with_the_mistake_named(mistake):
 
 
 @pytest.mark.parametrize(("loss", "mistake"), [
-    (lambda z, t: -torch.log(torch.softmax(z, 1).gather(1, t[:, None])).mean(), "log-of-softmax"),
+    (lambda z, t: -torch.log(torch.softmax(z, 1).gather(1, t[:, None])).mean(), "log-of-probability"),
     (lambda z, t: (torch.log(torch.exp(z).sum(1)) - z.gather(1, t[:, None]).squeeze(1)).mean(),
      "softmax-no-max-shift"),
 ])
 def test_an_unstable_forward_is_named_on_the_inputs_that_expose_it(loss, mistake):
     cls = make_function(loss=loss)
     check(cls, *inputs())  # ordinary logits: no difference
-    exposing = {"log-of-softmax": torch.tensor([[0.0, -800.0, 3.0]], dtype=torch.float64),
+    exposing = {"log-of-probability": torch.tensor([[0.0, -800.0, 3.0]], dtype=torch.float64),
                 "softmax-no-max-shift": torch.tensor([[1000.0, 0.0, -3.0]], dtype=torch.float64)}[mistake]
     with pytest.raises(AssertionError, match=rf"(?s)is (inf|nan), but the correct value.*\[{mistake}\]") as failure:
         check(cls, exposing, torch.tensor([1]))

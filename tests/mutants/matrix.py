@@ -362,9 +362,9 @@ PS3 = "ps3_cross_entropy"
 
 # One-hot rows and smoothing, as the notebook's students write it (np.eye, then the mixture).
 _TARGET = """
-        target = np.asarray(target)
-        q = np.eye(c, dtype=logits.dtype)[target] if target.ndim == 1 else target.astype(logits.dtype)
-        q = (1.0 - label_smoothing) * q + label_smoothing / c"""
+            target = np.asarray(target)
+            q = np.eye(c, dtype=logits.dtype)[target] if target.ndim == 1 else target.astype(logits.dtype)
+            q = (1.0 - label_smoothing) * q + label_smoothing / c"""
 
 
 def _ce(log_p: str, reduce: str = "-np.sum(q * log_p) / n") -> str:
@@ -459,7 +459,8 @@ _add(PS3, "cross_entropy_grad", "missing-1/N", "loop over examples", source="""
             grad[i] = softmax(logits[i]) - ((1.0 - label_smoothing) * q + label_smoothing / c)
         return grad
 """)
-_add(PS3, "cross_entropy_grad", "labels-as-one-hot", "labels subtracted", source="""
+_add(PS3, "cross_entropy_grad", "labels-as-one-hot", "labels subtracted",
+     also=("dtype-not-kept", "label-smoothing-ignored"), source="""
     def cross_entropy_grad(logits, target, label_smoothing=0.0):
         n, c = logits.shape
         target = np.asarray(target)
@@ -551,7 +552,7 @@ _add(PS3, _REGRESSION, "sum-not-mean", "summed loss and its gradient", also=("ce
                         dscores="dscores = probs.copy()\n            dscores[range(N), y] -= 1"))
 _add(PS3, _REGRESSION, "missing-1/N", "dscores not divided", source=_regression(
     probs=_STABLE_PROBS, loss=_STABLE_LOSS, dscores="dscores = probs.copy()\n            dscores[range(N), y] -= 1"))
-_add(PS3, _REGRESSION, "labels-as-one-hot", "labels subtracted", source=_regression(
+_add(PS3, _REGRESSION, "labels-as-one-hot", "labels subtracted", also=("dtype-not-kept",), source=_regression(
     probs=_STABLE_PROBS, loss=_STABLE_LOSS, dscores="dscores = (probs - y[:, None]) / N"))
 _add(PS3, _REGRESSION, "reg-factor-2", "derivative of reg * W**2", source=_regression(
     probs=_STABLE_PROBS, loss=_STABLE_LOSS, dW="dW = X.T @ dscores + 2 * reg * W"))
@@ -640,7 +641,7 @@ for _bug_id in ("log-of-probability", "sum-not-mean", "missing-1/N", "labels-as-
 
 
 def _train(step: str = "loss, dW, db = softmax_regression_loss_and_grad(W, b, X[batch], y[batch], reg)",
-           update: str = "W -= lr * dW\n                b -= lr * db") -> str:
+           update: str = "W -= lr * dW\n                    b -= lr * db") -> str:
     return f"""
         def train_softmax_regression(X, y, num_classes, lr=0.5, epochs=30, batch_size=64, reg=1e-4, seed=0):
             X, y = np.asarray(X), np.asarray(y)

@@ -41,7 +41,7 @@ MUTANTS = [
             q = (1.0 - label_smoothing) * q + label_smoothing / c
             return -np.sum(q * log_softmax(logits))
     """)),
-    wrong("ce_log_of_softmax", "[log-of-softmax]", cross_entropy=with_target("""
+    wrong("ce_log_of_softmax", "[log-of-probability]", cross_entropy=with_target("""
         def cross_entropy(logits, target, label_smoothing=0.0):
             n, c = logits.shape
             ...TARGET...

@@ -36,7 +36,7 @@ def training(body: str, checks: str = _CHECKS) -> str:
 
 _LOOP = """\
             n, d = X.shape
-            W, b = np.zeros((d, num_classes)), np.zeros(num_classes)
+            W, b = np.zeros((d, num_classes), dtype=X.dtype), np.zeros(num_classes, dtype=X.dtype)
             rng = np.random.default_rng(seed)
             history = {"loss": []}
             for _ in range(epochs):
@@ -95,9 +95,9 @@ MUTANTS = [
         loop().replace('history["loss"].append(float(np.mean(losses)))',
                        'history["loss"].extend(float(v) for v in losses)'))),
     wrong("train_random_start", "Start from W = 0", train_softmax_regression=training(
-        loop().replace("W, b = np.zeros((d, num_classes)), np.zeros(num_classes)",
+        loop().replace("W, b = np.zeros((d, num_classes), dtype=X.dtype), np.zeros(num_classes, dtype=X.dtype)",
                        "W = 0.01 * np.random.default_rng(seed).normal(size=(d, num_classes))\n"
-                       "            b = np.zeros(num_classes)"))),
+                       "            b = np.zeros(num_classes, dtype=X.dtype)"))),
     wrong("train_standardises_x_in_place", "[mutates-input]", train_softmax_regression=training(
         loop(), checks=_CHECKS + "            X -= X.mean(axis=0)\n")),
     wrong("train_one_order_for_all_epochs", "[order-drawn-once]", train_softmax_regression=training(
@@ -127,7 +127,7 @@ MUTANTS = [
         loop(order="rng.choice(n, size=n, replace=False)"))),
     correct("train_shuffle_in_place_and_split", train_softmax_regression=training("""\
             n, d = X.shape
-            W, b = np.zeros((d, num_classes)), np.zeros(num_classes)
+            W, b = np.zeros((d, num_classes), dtype=X.dtype), np.zeros(num_classes, dtype=X.dtype)
             rng = np.random.default_rng(seed)
             history = {"loss": []}
             for _ in range(epochs):

@@ -55,7 +55,7 @@ MUTANTS = [
         return grad_output * grad, None
 """)),
     # ---- the forward --------------------------------------------------------------------------------
-    wrong("forward_log_of_softmax", "[log-of-softmax]", SoftmaxCrossEntropy=function(forward=forward("""\
+    wrong("forward_log_of_softmax", "[log-of-probability]", SoftmaxCrossEntropy=function(forward=forward("""\
         p = torch.softmax(logits, dim=1)
         return -torch.log(p.gather(1, target.unsqueeze(1))).mean()
 """))),

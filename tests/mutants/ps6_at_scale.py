@@ -151,22 +151,28 @@ MUTANTS = [
             total = None
             for chunk in chunks:
                 m = np.max(chunk, axis=-1)
-                part = m + np.log(np.sum(np.exp(chunk - m[..., None]), axis=-1))
+                shift = np.where(np.isneginf(m), 0.0, m)  # a masked row: every term is 0
+                with np.errstate(divide="ignore"):
+                    part = m + np.log(np.sum(np.exp(chunk - shift[..., None]), axis=-1))
                 total = part if total is None else np.logaddexp(total, part)
             return total
     """),
     correct("online_pairs_and_a_combine", online_logsumexp="""
+        def factor(old, new):  # exp(old - new), and 0 for a summary of masked entries only
+            return np.where(np.isneginf(old), 0.0, np.exp(np.where(np.isneginf(old), 0.0, old - new)))
+
         def combine(a, b):
             m = np.maximum(a[0], b[0])
-            return m, a[1] * np.exp(a[0] - m) + b[1] * np.exp(b[0] - m)
+            return m, a[1] * factor(a[0], m) + b[1] * factor(b[0], m)
 
         def online_logsumexp(chunks):
             state = None
             for chunk in chunks:
                 m = np.max(chunk, axis=-1)
-                part = (m, np.sum(np.exp(chunk - m[..., None]), axis=-1))
+                part = (m, np.sum(np.exp(chunk - np.where(np.isneginf(m), 0.0, m)[..., None]), axis=-1))
                 state = part if state is None else combine(state, part)
-            return state[0] + np.log(state[1])
+            with np.errstate(divide="ignore"):
+                return state[0] + np.log(state[1])
     """),
     correct("chunked_reuses_online_logsumexp", chunked_linear_cross_entropy="""
         def chunked_linear_cross_entropy(h, W, target, chunk_size):

@@ -32,3 +32,7 @@ from softgrad.mistakes.at_scale import *  # noqa: F403
 __all__ = ["CATALOGUE", "Mistake", "mistake", "reproduces", "suspects",
            *softmax.__all__, *jacobian.__all__, *cross_entropy.__all__, *training.__all__, *pytorch.__all__,
            *at_scale.__all__]
+from softgrad.mistakes import kernels  # noqa: E402
+from softgrad.mistakes.kernels import *  # noqa: E402, F403
+
+__all__ += kernels.__all__

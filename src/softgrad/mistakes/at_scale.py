@@ -5,13 +5,20 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import mistake, reproduces
-from softgrad.mistakes.cross_entropy import CE_GRAD_NO_BATCH_MEAN
-from softgrad.mistakes.softmax import LOGSUMEXP_NO_SHIFT
+from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
+from softgrad.mistakes.cross_entropy import (
+    CE_GRAD_NO_BATCH_MEAN,
+    CE_GRAD_SIGN_FLIPPED,
+    CE_INTEGER_LABELS_AS_ONEHOT,
+    CE_SUM_NOT_MEAN,
+    DW_TRANSPOSED,
+    LOG_OF_PROBABILITY,
+)
+from softgrad.mistakes.softmax import CLIP_BOUNDS, LOGSUMEXP_NO_SHIFT, SOFTMAX_CLIP, SOFTMAX_GLOBAL_MAX
 
 __all__ = [
     "ONLINE_SUM_NOT_RESCALED", "ONLINE_MAX_NOT_UPDATED", "CHUNKS_READ_TWICE", "MATERIALISES_FULL_LOGITS",
-    "CHUNK_LOCAL_SOFTMAX", "DH_NOT_ACCUMULATED", "TARGET_NOT_OFFSET"
+    "CHUNK_LOCAL_SOFTMAX", "DH_NOT_ACCUMULATED", "TARGET_NOT_OFFSET", "MASKED_ROW_NAN",
 ]
 
 
@@ -98,6 +105,19 @@ TARGET_NOT_OFFSET = mistake(
 )
 
 
+MASKED_ROW_NAN = mistake(
+    "masked-row-nan",
+    "nan for a fully masked row, whose log-sum-exp is -inf",
+    """A row whose entries are all -inf (a masked attention row) has a maximum of -inf, and
+    exp(z - m) = exp(-inf - (-inf)) = exp(nan) = nan; so does the rescaling factor
+    exp(m_old - m_new) when both maxima are -inf. The sum of no terms is 0 and its log-sum-exp is
+    -inf. Define the factor as 0 when a maximum is -inf (shift such a row by 0 instead of by -inf):
+    then the empty state (m, s) = (-inf, 0) combines with anything without changing it, and a
+    fully masked row ends at -inf.""",
+    _CHAPTER, "Masking with $-\\infty$",
+)
+
+
 def _online(chunks, rescale: bool = True, update_max: bool = True):
     # In the chunks' own dtype, as a student's code computes: a float32 overflow (a gap of
     # 89 above the first maximum) then shows as it does in the student's result.
@@ -173,8 +193,9 @@ def _online_lists_the_chunks(chunks):
 
 def _chunked(h, W, target, chunk_size, *, lse=None, local=False, onehot_offset=True, accumulate=True,
              scale=None):
-    """A chunked linear cross-entropy with one deliberate change (float64, for the diagnosis)."""
-    h, W = np.asarray(h, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    """A chunked linear cross-entropy with one deliberate change (in the inputs' dtype, as a student's
+    code computes)."""
+    h, W = in_its_dtype(h), in_its_dtype(W)
     target = np.asarray(target)
     n, vocabulary = h.shape[0], W.shape[1]
     logits = h @ W  # the reproductions may materialise: only their values matter
@@ -213,3 +234,84 @@ reproduces(CE_GRAD_NO_BATCH_MEAN, "chunked_linear_cross_entropy")(
 def _chunked_materialises(h, W, target, chunk_size):
     # Right values, wrong memory: recognised only by what it allocates.
     return reference.linear_cross_entropy_and_grad(h, W, target)
+
+
+# ---- chapter 1's mistakes, and chapter 4's, made inside the online and chunked computations -------
+
+@reproduces(SOFTMAX_GLOBAL_MAX, "online_logsumexp")
+def _online_chunk_maximum(chunks):
+    # the running maximum of the whole chunk (all rows), not of each row
+    m = s = None
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float64)
+        chunk_max = np.full(chunk.shape[:-1], np.max(chunk))
+        new = chunk_max if m is None else np.maximum(m, chunk_max)
+        s = (0.0 if s is None else s * np.exp(m - new)) + np.exp(chunk - new[..., None]).sum(axis=-1)
+        m = new
+    return m + np.log(s)
+
+
+# Right for every row with a finite entry, nan for a fully masked one: the recurrence started from the
+# first chunk (or from (-inf, 0)) without the factor defined as 0 for a maximum of -inf.
+reproduces(MASKED_ROW_NAN, "online_logsumexp")(lambda chunks: _online(chunks))
+
+
+def _chunked_with_lse(lse_of):
+    return lambda h, W, target, chunk_size: _chunked(
+        h, W, target, chunk_size, lse=lse_of(in_its_dtype(h) @ in_its_dtype(W)))
+
+
+def _global_lse(logits):
+    m = np.max(logits)
+    return m + np.log(np.sum(np.exp(logits - m), axis=1))
+
+
+reproduces(LOGSUMEXP_NO_SHIFT, "chunked_linear_cross_entropy")(
+    _chunked_with_lse(lambda logits: np.log(np.sum(np.exp(logits), axis=1))))
+reproduces(SOFTMAX_GLOBAL_MAX, "chunked_linear_cross_entropy")(_chunked_with_lse(_global_lse))
+reproduces(CE_GRAD_SIGN_FLIPPED, "chunked_linear_cross_entropy")(
+    lambda h, W, target, chunk_size: _chunked(h, W, target, chunk_size, scale=-len(target)))
+
+
+@reproduces(CE_SUM_NOT_MEAN, "chunked_linear_cross_entropy", also=(CE_GRAD_NO_BATCH_MEAN,))
+def _chunked_summed(h, W, target, chunk_size):
+    loss, dh, dW = _chunked(h, W, target, chunk_size, scale=1)
+    return loss * len(target), dh, dW
+
+
+@reproduces(LOG_OF_PROBABILITY, "chunked_linear_cross_entropy")
+def _chunked_log_of_probability(h, W, target, chunk_size):
+    logits = in_its_dtype(h) @ in_its_dtype(W)  # in the inputs' dtype: exp(picked - lse) underflows as theirs
+    m = np.max(logits, axis=1)
+    lse = m + np.log(np.sum(np.exp(logits - m[:, None]), axis=1))
+    picked = logits[np.arange(len(target)), np.asarray(target)]
+    _, dh, dW = _chunked(h, W, target, chunk_size)
+    return float(-np.mean(np.log(np.exp(picked - lse)))), dh, dW
+
+
+@reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "chunked_linear_cross_entropy")
+def _chunked_labels_subtracted(h, W, target, chunk_size):
+    h, W = np.asarray(h, dtype=np.float64), np.asarray(W, dtype=np.float64)
+    logits = h @ W
+    G = (reference.softmax(logits) - np.asarray(target)[:, None]) / len(target)
+    return reference.linear_cross_entropy(h, W, target), G @ W.T, h.T @ G
+
+
+@reproduces(DW_TRANSPOSED, "chunked_linear_cross_entropy")
+def _chunked_dw_transposed(h, W, target, chunk_size):
+    loss, dh, dW = reference.linear_cross_entropy_and_grad(h, W, target)
+    return loss, dh, dW.T
+
+
+def _chunked_clipped(bound):
+    def chunked_linear_cross_entropy(h, W, target, chunk_size):
+        h, W = np.asarray(h, dtype=np.float64), np.asarray(W, dtype=np.float64)
+        logits = np.clip(h @ W, -bound, bound)
+        G = reference.cross_entropy_grad(logits, target)
+        return reference.cross_entropy(logits, target), G @ W.T, h.T @ G
+
+    return chunked_linear_cross_entropy
+
+
+for _bound in CLIP_BOUNDS:
+    reproduces(SOFTMAX_CLIP, "chunked_linear_cross_entropy")(_chunked_clipped(_bound))

@@ -13,9 +13,11 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from softgrad import about
 
-__all__ = ["CATALOGUE", "CHAPTERS", "Mistake", "anchor", "mistake", "reproduces", "suspects"]
+__all__ = ["CATALOGUE", "CHAPTERS", "Mistake", "anchor", "in_its_dtype", "mistake", "reproduces", "suspects"]
 
 CHAPTERS: dict[str, tuple[int, str]] = {
     "01_softmax": (1, "The softmax function"),
@@ -26,9 +28,17 @@ CHAPTERS: dict[str, tuple[int, str]] = {
     "06_multiclass": (6, "Softmax regression, logistic regression, one-vs-rest and one-vs-one"),
     "07_pytorch": (7, "Softmax in PyTorch"),
     "08_at_scale": (8, "Softmax at scale"),
+    "09_triton": (9, "Softmax as a GPU kernel"),
 }
 """The book's chapters, by the name of their file in ``chapters/``: (number, title). A test checks it
 against ``_toc.yml`` and the chapters' own headings."""
+
+
+def in_its_dtype(x: object) -> np.ndarray:
+    """``x`` as an array in its own floating dtype (integers become float64), as a student's code
+    computes: a reproduction of an overflow must overflow where the student's float32 code does."""
+    x = np.asarray(x)
+    return x if np.issubdtype(x.dtype, np.floating) else x.astype(np.float64)
 
 
 def anchor(heading: str) -> str:

@@ -7,13 +7,15 @@ from collections.abc import Callable
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import Mistake, mistake, reproduces
-from softgrad.mistakes.softmax import LOG_OF_SOFTMAX, SOFTMAX_NO_MAX_SHIFT
+from softgrad.mistakes.catalogue import Mistake, in_its_dtype, mistake, reproduces
+from softgrad.mistakes.inside import variants
+from softgrad.mistakes.softmax import SOFTMAX_NO_MAX_SHIFT, SOFTMAX_WRONG_AXIS
 
 __all__ = [
     "CE_SUM_NOT_MEAN", "CE_GRAD_NO_BATCH_MEAN", "CE_GRAD_SIGN_FLIPPED", "CE_INTEGER_LABELS_AS_ONEHOT",
     "CE_LABEL_SMOOTHING_C_MINUS_1", "CE_LABEL_SMOOTHING_IGNORED", "CE_SOFT_TARGETS_ARGMAX",
-    "CE_GRAD_THROUGH_PROBABILITIES", "DW_TRANSPOSED", "REG_GRADIENT_FACTOR_TWO", "REG_GRADIENT_MISSING"
+    "CE_GRAD_THROUGH_PROBABILITIES", "DW_TRANSPOSED", "REG_GRADIENT_FACTOR_TWO", "REG_GRADIENT_MISSING",
+    "LOG_OF_PROBABILITY", "GRADIENT_TRANSPOSED",
 ]
 
 
@@ -120,6 +122,28 @@ REG_GRADIENT_MISSING = mistake(
     _CHAPTER, "Softmax regression",
 )
 
+LOG_OF_PROBABILITY = mistake(
+    "log-of-probability",
+    "a loss that takes the logarithm of a probability",
+    """-np.log(probs[range(N), y]) (or np.log(softmax(logits))) is +inf as soon as the
+    probability of a class has underflowed to 0, which happens for every confident wrong
+    prediction: with logits (0, -800) and label 1 the probability is exp(-800), below the
+    smallest float, while the loss is an ordinary number, about 800. Compute the loss from the
+    logits in the log domain: log-sum-exp(z) - z_y, or -sum(q * log_softmax(z)); it never takes
+    the logarithm of a probability.""",
+    _CHAPTER, "From likelihood to cross-entropy",
+)
+
+GRADIENT_TRANSPOSED = mistake(
+    "gradient-transposed",
+    "a gradient returned transposed",
+    """A gradient has the shape of what it differentiates: the gradient with respect to logits of
+    shape (N, C) has shape (N, C), and dW has the shape (D, C) of W. A transposed result, such as
+    (P - Y).T / N, holds the right numbers in the wrong places; check each gradient's shape
+    against its variable's.""",
+    _CHAPTER, "Softmax regression",
+)
+
 
 def _one_hot(y, num_classes):
     return np.eye(num_classes)[np.asarray(y)]
@@ -134,7 +158,7 @@ def _ce_sum(logits, target, label_smoothing=0.0):
     return reference.cross_entropy(logits, target, label_smoothing) * np.shape(logits)[0]
 
 
-@reproduces(LOG_OF_SOFTMAX, "cross_entropy")
+@reproduces(LOG_OF_PROBABILITY, "cross_entropy")
 def _ce_log_of_softmax(logits, target, label_smoothing=0.0):
     q = _q(target, np.shape(logits)[-1], label_smoothing)
     return -np.sum(q * np.log(reference.softmax(logits))) / np.shape(logits)[0]
@@ -142,6 +166,7 @@ def _ce_log_of_softmax(logits, target, label_smoothing=0.0):
 
 @reproduces(SOFTMAX_NO_MAX_SHIFT, "cross_entropy")
 def _ce_no_shift(logits, target, label_smoothing=0.0):
+    logits = in_its_dtype(logits)  # float32 overflows at 88.7, as the student's float32 code does
     q = _q(target, np.shape(logits)[-1], label_smoothing)
     log_p = logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True))
     return -np.sum(q * log_p) / np.shape(logits)[0]
@@ -262,3 +287,78 @@ def _ce_grad_through_probabilities(logits, target, label_smoothing=0.0):
     q = _q(target, np.shape(logits)[-1], label_smoothing)
     g = -q / p
     return p * (g - np.sum(g * p, axis=-1, keepdims=True)) / np.shape(logits)[0]
+
+
+# ---- a student's own softmax inside the loss, its gradient and softmax regression ----------------
+# (no shift, the batch's maximum, clipped logits, the log of a probability; chapter 1's mistakes
+# made inside a bigger function, built from softgrad.mistakes.inside)
+
+def _loss_with(log_probabilities):
+    def cross_entropy(logits, target, label_smoothing=0.0):
+        logits = in_its_dtype(logits)
+        q = _q(target, logits.shape[-1], label_smoothing)
+        return -np.sum(q * log_probabilities(logits)) / logits.shape[0]
+
+    return cross_entropy
+
+
+def _picked_loss_with(log_probabilities):
+    """The same loss for integer labels, computed as code usually indexes it: the label's log-probability
+    picked (no 0 * log 0 for the other classes), smoothing as the mean over the classes."""
+
+    def cross_entropy(logits, target, label_smoothing=0.0):
+        logits, target = in_its_dtype(logits), np.asarray(target)
+        if target.ndim != 1:
+            raise ValueError("only integer labels are picked")
+        log_p = log_probabilities(logits)
+        picked = -log_p[np.arange(len(target)), target]
+        return float(np.mean((1.0 - label_smoothing) * picked - label_smoothing * np.mean(log_p, axis=1)))
+
+    return cross_entropy
+
+
+def _grad_with(probabilities):
+    def cross_entropy_grad(logits, target, label_smoothing=0.0):
+        logits = in_its_dtype(logits)
+        return (probabilities(logits) - _q(target, logits.shape[-1], label_smoothing)) / logits.shape[0]
+
+    return cross_entropy_grad
+
+
+def _regression_with(probabilities, log_probabilities, scale=None):
+    """A softmax regression whose loss and gradients use the given probabilities and logarithms;
+    ``scale`` divides the data terms (N by default: a summed loss and its gradient with 1)."""
+
+    def softmax_regression_loss_and_grad(W, b, X, y, reg=0.0):
+        W, X = in_its_dtype(W), in_its_dtype(X)
+        logits = X @ W + in_its_dtype(b)
+        n = logits.shape[0] if scale is None else scale
+        q = _q(y, logits.shape[-1], 0.0)
+        picked = log_probabilities(logits)[np.arange(logits.shape[0]), np.asarray(y)]  # as code indexes it
+        loss = -np.sum(picked) / n + 0.5 * reg * float(np.sum(W * W))
+        dlogits = (probabilities(logits) - q) / n
+        return loss, X.T @ dlogits + reg * W, dlogits.sum(axis=0)
+
+    return softmax_regression_loss_and_grad
+
+
+for _inner in variants(LOG_OF_PROBABILITY):
+    reproduces(_inner.mistake, "cross_entropy", also=_inner.also)(_loss_with(_inner.log_probabilities))
+    reproduces(_inner.mistake, "cross_entropy", also=_inner.also)(_picked_loss_with(_inner.log_probabilities))
+    reproduces(_inner.mistake, "softmax_regression_loss_and_grad", also=_inner.also)(
+        _regression_with(_inner.probabilities, _inner.log_probabilities))
+    if not _inner.also and _inner.mistake is not LOG_OF_PROBABILITY:  # the gradient takes no logarithm
+        reproduces(_inner.mistake, "cross_entropy_grad")(_grad_with(_inner.probabilities))
+
+reproduces(CE_SUM_NOT_MEAN, "softmax_regression_loss_and_grad", also=(CE_GRAD_NO_BATCH_MEAN,))(
+    _regression_with(reference.softmax, reference.log_softmax, scale=1))
+reproduces(SOFTMAX_WRONG_AXIS, "cross_entropy")(_loss_with(lambda z: reference.log_softmax(z, axis=0)))
+reproduces(SOFTMAX_WRONG_AXIS, "cross_entropy_grad")(_grad_with(lambda z: reference.softmax(z, axis=0)))
+
+
+@reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "cross_entropy")
+def _ce_integer_labels_multiplied(logits, target, label_smoothing=0.0):
+    # q = target used as one-hot rows: broadcasts (or fails) against the (N, C) log-probabilities
+    n, c = np.shape(logits)
+    q = (1.0 - label_smoothing) * _integer_labels(target) + label_smoothing / c
+    return -np.sum(q * reference.log_softmax(logits)) / n

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
+from softgrad.mistakes.inside import variants
 from softgrad.mistakes.softmax import SOFTMAX_NO_KEEPDIMS, SOFTMAX_WRONG_AXIS
 
 __all__ = [
@@ -155,3 +156,26 @@ def _vjp_through_the_jacobian(z, g, axis=-1):
 def _vjp_inner_product_on_last_axis(z, g, axis=-1):
     p = reference.softmax(z, axis=axis)
     return p * (g - np.sum(g * p, axis=-1, keepdims=True))
+
+
+# ---- a student's own softmax inside: no shift, the batch's maximum, clipped logits ------------
+
+def _jacobian_of(probabilities):
+    def softmax_jacobian(z):
+        p = probabilities(in_its_dtype(z))
+        return np.einsum("...i,ij->...ij", p, np.eye(p.shape[-1], dtype=p.dtype)) - np.einsum("...i,...j->...ij", p, p)
+
+    return softmax_jacobian
+
+
+def _vjp_of(probabilities):
+    def softmax_vjp(z, g, axis=-1):
+        p = np.moveaxis(probabilities(np.moveaxis(in_its_dtype(z), axis, -1)), -1, axis)
+        return p * (g - np.sum(g * p, axis=axis, keepdims=True))
+
+    return softmax_vjp
+
+
+for _inner in variants():
+    reproduces(_inner.mistake, "softmax_jacobian", also=_inner.also)(_jacobian_of(_inner.probabilities))
+    reproduces(_inner.mistake, "softmax_vjp", also=_inner.also)(_vjp_of(_inner.probabilities))

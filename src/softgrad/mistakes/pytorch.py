@@ -5,18 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 from softgrad.mistakes.cross_entropy import (
     CE_GRAD_NO_BATCH_MEAN,
     CE_GRAD_SIGN_FLIPPED,
+    CE_INTEGER_LABELS_AS_ONEHOT,
     CE_SUM_NOT_MEAN,
+    LOG_OF_PROBABILITY,
     _ce_grad_no_mean,
     _ce_grad_sign,
     _ce_log_of_softmax,
     _ce_no_shift,
     _ce_sum,
 )
-from softgrad.mistakes.softmax import LOG_OF_SOFTMAX, SOFTMAX_NO_MAX_SHIFT
+from softgrad.mistakes.inside import variants
+from softgrad.mistakes.softmax import SOFTMAX_NO_MAX_SHIFT, SOFTMAX_WRONG_AXIS
 
 __all__ = [
     "BACKWARD_IGNORES_GRAD_OUTPUT", "BACKWARD_GRAD_FOR_TARGET", "FORBIDDEN_CALL_IN_FUNCTION",
@@ -118,17 +121,52 @@ def _ce_log_of_softmax_picked(logits, target):
 
 
 def _ce_no_shift_picked(logits, target):
-    logits = np.asarray(logits, dtype=np.float64)
+    logits = in_its_dtype(logits)
     return _picked(logits - np.log(np.sum(np.exp(logits), axis=-1, keepdims=True)), target)
 
 
 for _loss in (_ce_log_of_softmax, _ce_log_of_softmax_picked):
-    reproduces(LOG_OF_SOFTMAX, "softmax_cross_entropy")(_loss_and_grad(_loss, reference.cross_entropy_grad))
+    reproduces(LOG_OF_PROBABILITY, "softmax_cross_entropy")(_loss_and_grad(_loss, reference.cross_entropy_grad))
 for _loss in (_ce_no_shift, _ce_no_shift_picked):
     reproduces(SOFTMAX_NO_MAX_SHIFT, "softmax_cross_entropy")(_loss_and_grad(_loss, reference.cross_entropy_grad))
-reproduces(CE_SUM_NOT_MEAN, "softmax_cross_entropy")(
+reproduces(CE_SUM_NOT_MEAN, "softmax_cross_entropy", also=(CE_GRAD_NO_BATCH_MEAN,))(
     _loss_and_grad(_ce_sum, _ce_grad_no_mean))
 reproduces(CE_GRAD_NO_BATCH_MEAN, "softmax_cross_entropy")(
     _loss_and_grad(reference.cross_entropy, _ce_grad_no_mean))
 reproduces(CE_GRAD_SIGN_FLIPPED, "softmax_cross_entropy")(
     _loss_and_grad(reference.cross_entropy, _ce_grad_sign))
+
+
+# ---- a student's own softmax inside forward and backward (softgrad.mistakes.inside) ----------------
+
+def _function_with(probabilities, log_probabilities):
+    """forward's loss from the given log-probabilities (the target's picked), backward's gradient from
+    the given probabilities, as a hand-written Function computes them."""
+
+    def wrong(logits, target, grad_output=1.0):
+        logits = in_its_dtype(logits)
+        target = np.asarray(target)
+        onehot = np.eye(logits.shape[1])[target]
+        return _picked(log_probabilities(logits), target), grad_output * (probabilities(logits) - onehot) / len(target)
+
+    return wrong
+
+
+for _inner in variants(LOG_OF_PROBABILITY):
+    reproduces(_inner.mistake, "softmax_cross_entropy", also=_inner.also)(
+        _function_with(_inner.probabilities, _inner.log_probabilities))
+
+
+@reproduces(SOFTMAX_WRONG_AXIS, "softmax_cross_entropy")
+def _function_softmax_over_the_batch(logits, target, grad_output=1.0):
+    target = np.asarray(target)
+    onehot = np.eye(np.shape(logits)[1])[target]
+    return (reference.cross_entropy(logits, target),
+            grad_output * (reference.softmax(logits, axis=0) - onehot) / len(target))
+
+
+@reproduces(CE_INTEGER_LABELS_AS_ONEHOT, "softmax_cross_entropy")
+def _function_labels_subtracted(logits, target, grad_output=1.0):
+    target = np.asarray(target)
+    return (reference.cross_entropy(logits, target),
+            grad_output * (reference.softmax(logits) - target[:, None]) / len(target))

@@ -7,12 +7,12 @@ from collections.abc import Callable
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 
 __all__ = [
     "MUTATES_INPUT", "SOFTMAX_NO_MAX_SHIFT", "SOFTMAX_GLOBAL_MAX", "SOFTMAX_CLIP", "SOFTMAX_WRONG_AXIS",
     "SOFTMAX_NO_KEEPDIMS", "LOG_OF_SOFTMAX", "LOGSUMEXP_NO_SHIFT", "LOGSUMEXP_SHIFT_NOT_ADDED_BACK",
-    "SHIFT_NOT_BY_MAX", "DENOMINATOR_EPSILON"
+    "SHIFT_NOT_BY_MAX", "DENOMINATOR_EPSILON", "DTYPE_NOT_KEPT",
 ]
 
 
@@ -132,6 +132,18 @@ DENOMINATOR_EPSILON = mistake(
     _CHAPTER, "The max trick",
 )
 
+DTYPE_NOT_KEPT = mistake(
+    "dtype-not-kept",
+    "a result in another floating dtype than the input's",
+    """The course's functions return their input's floating dtype: float32 in, float32 out
+    (integers give float64). NumPy keeps float32 through np.exp, np.max and arithmetic between
+    float32 arrays, but np.zeros, np.ones, np.eye and np.full make float64 arrays unless given
+    dtype=..., and mixing one into a float32 computation promotes the result to float64 (an
+    explicit astype or asarray(..., dtype=np.float64) does the same). Create arrays with the
+    data's dtype (dtype=z.dtype, or np.zeros_like(z)).""",
+    _CHAPTER, "Keeping the input's dtype",
+)
+
 
 # --- reproductions, with the graded signature -------------------------------------------------
 # Each one is deliberately wrong. Overflow warnings are the point of some of them, so the
@@ -150,7 +162,7 @@ def _softmax_global_max(z, axis=-1):
     return e / np.sum(e, axis=axis, keepdims=True)
 
 
-_CLIP_BOUNDS = (10, 15, 20, 30, 50, 60, 80, 88, 100, 200, 300, 500, 700, 709)
+CLIP_BOUNDS = (10, 15, 20, 30, 50, 60, 80, 88, 100, 200, 300, 500, 700, 709)
 
 
 def _clip_variant(bound: float, shift: bool) -> Callable[..., object]:
@@ -161,9 +173,19 @@ def _clip_variant(bound: float, shift: bool) -> Callable[..., object]:
     return softmax_clipped
 
 
-for _bound in _CLIP_BOUNDS:
-    reproduces(SOFTMAX_CLIP, "softmax")(_clip_variant(_bound, shift=False))
+def _clipped_log_softmax(bound: float) -> Callable[..., object]:
+    return lambda z, axis=-1: reference.log_softmax(np.clip(z, -bound, bound), axis)
+
+
+def _clipped_logsumexp(bound: float) -> Callable[..., object]:
+    return lambda z, axis=-1: reference.logsumexp(np.clip(z, -bound, bound), axis)
+
+
+for _bound in CLIP_BOUNDS:
+    reproduces(SOFTMAX_CLIP, "softmax", also=(SOFTMAX_NO_MAX_SHIFT,))(_clip_variant(_bound, shift=False))
     reproduces(SOFTMAX_CLIP, "softmax")(_clip_variant(_bound, shift=True))
+    reproduces(SOFTMAX_CLIP, "log_softmax")(_clipped_log_softmax(_bound))
+    reproduces(SOFTMAX_CLIP, "logsumexp")(_clipped_logsumexp(_bound))
 
 
 @reproduces(SOFTMAX_WRONG_AXIS, "softmax")
@@ -202,7 +224,9 @@ def _softmax_no_keepdims_anywhere(z, axis=-1):
 
 @reproduces(LOG_OF_SOFTMAX, "log_softmax")
 def _log_of_stable_softmax(z, axis=-1):
-    return np.log(reference.softmax(z, axis))
+    z = in_its_dtype(z)  # a float32 probability underflows where the student's float32 code's does
+    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
+    return np.log(e / np.sum(e, axis=axis, keepdims=True))
 
 
 @reproduces(LOG_OF_SOFTMAX, "log_softmax")

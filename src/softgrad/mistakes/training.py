@@ -7,7 +7,8 @@ from collections.abc import Callable
 import numpy as np
 
 from softgrad import reference
-from softgrad.mistakes.catalogue import mistake, reproduces
+from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
+from softgrad.mistakes.inside import variants
 
 __all__ = [
     "PREDICT_WRONG_AXIS", "PYTHON_LOOP_OVER_ROWS", "SGD_ASCENDS", "NO_SHUFFLE", "UNSEEDED_RANDOMNESS",
@@ -130,3 +131,19 @@ def _first_step_variant(scale: float, shift: int) -> Callable[..., object]:
 reproduces(SGD_ASCENDS, "sgd_first_step")(_first_step_variant(-1.0, 0))
 reproduces(LABELS_OFF_BY_ONE, "sgd_first_step")(_first_step_variant(1.0, 1))
 reproduces(LABELS_OFF_BY_ONE, "sgd_first_step")(_first_step_variant(1.0, -1))
+
+
+# ---- predictions through a student's own softmax (softgrad.mistakes.inside) -----------------------
+# The arg max of the probabilities is the arg max of the scores, unless the probabilities are nan
+# (no shift, the batch's maximum: np.argmax returns the first nan's column) or clipped scores tie.
+
+def _predict_with(probabilities):
+    def predict(W, b, X):
+        scores = in_its_dtype(X) @ in_its_dtype(W) + in_its_dtype(b)
+        return np.argmax(probabilities(scores), axis=1)
+
+    return predict
+
+
+for _inner in variants():
+    reproduces(_inner.mistake, "predict", also=_inner.also)(_predict_with(_inner.probabilities))

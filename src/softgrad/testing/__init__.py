@@ -46,6 +46,7 @@ from softgrad.testing.training import (
     check_labels_against_reference,
     check_sgd_loop,
     check_training,
+    check_training_at_large_scores,
     check_vectorised,
     count_lines_run,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "check_raises",
     "check_sgd_loop",
     "check_training",
+    "check_training_at_large_scores",
     "check_vectorised",
     "count_lines_run",
     "describe_array",

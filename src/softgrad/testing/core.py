@@ -11,9 +11,9 @@ from types import GeneratorType
 
 import numpy as np
 
-from softgrad._failures import fail, format_value, worst_entries
-from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
-from softgrad.testing.diagnosis import _copy_arg, _recognise, _recognise_error, _run_quietly
+from softgrad._failures import fail, format_pair, format_value, plural, worst_entries
+from softgrad.mistakes import DTYPE_NOT_KEPT, MUTATES_INPUT, Mistake, suspects
+from softgrad.testing.diagnosis import Evidence, batch_positions, copy_arg, name_errors, name_mistakes, run_quietly
 
 
 def expected_dtype(x: np.ndarray) -> np.dtype:
@@ -95,7 +95,7 @@ def call_student(
     __tracebackhide__ = True
     name = name or getattr(function, "__name__", "your function")
     call = _call_text(name, args, kwargs, arg_names)
-    passed = [_copy_arg(a) for a in args]
+    passed = [copy_arg(a) for a in args]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -108,14 +108,14 @@ def call_student(
                                for i, a in enumerate(args))
             message = (f"{call} ran out of memory ({error}) on {inputs}. A function whose result "
                        "has the size of its input should need only a few arrays of that size.")
-            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+            for mistake in name_errors(error, mistakes or {}, args, kwargs):
                 message += "\n" + mistake.describe()
             fail(message, error)
         except Exception as error:
             inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
                                for i, a in enumerate(args))
             message = f"{call} raised {type(error).__name__}: {error}\n  The input was: {inputs}."
-            for mistake in _recognise_error(error, mistakes or {}, args, kwargs):
+            for mistake in name_errors(error, mistakes or {}, args, kwargs):
                 message += "\n" + mistake.describe()
             fail(message, error)
     for i, (original, given) in enumerate(zip(args, passed, strict=True)):
@@ -207,7 +207,9 @@ def check_against_reference(
     call = _call_text(name, args, kwargs, arg_names)
     what = f"{call} with {describe_array(arg_names[0], args[0])}" + (f" ({case})" if case else "")
     _judge(outcome.value, expected, what=what, dtype=expected_dtype(args[0]), strict_dtype=strict_dtype,
-           args=args, kwargs=kwargs, known=known, warnings_seen=outcome.warnings)
+           evidence=Evidence(known, tuple(args), dict(kwargs), student=function,
+                             rows=batch_positions(args, arg_names, kwargs)),
+           warnings_seen=outcome.warnings)
 
 
 def _judge(
@@ -217,34 +219,41 @@ def _judge(
     what: str,
     dtype: np.dtype,
     strict_dtype: bool,
-    args: Sequence[object],
-    kwargs: Mapping[str, object],
-    known: Mapping[Mistake, Sequence[Callable[..., object]]],
+    evidence: Evidence,
     warnings_seen: Sequence[str],
+    data: Sequence[object] | None = None,
+    factor: float = 1.0,
 ) -> None:
-    """Fail, with the full message, unless ``value`` agrees with the float64 ``expected``."""
+    """Fail, with the full message, unless ``value`` agrees with the float64 ``expected``.
+
+    ``evidence`` (the student's function, the failing input, the known wrong implementations)
+    names the mistakes a wrong result reproduces; ``data`` are the arrays whose scale sets the
+    tolerance (the evidence's arguments by default); ``factor`` multiplies the tolerance, for a
+    result that multiplies softmax-like values by other inputs (a gradient through a linear layer).
+    """
     __tracebackhide__ = True
     # The scale and the longest axis of the data. Integer arrays next to floating ones are
     # class indices (targets, labels): their values say nothing about the rounding of the
     # result, so they do not widen the tolerance. Integer inputs that are the data (integer
     # logits, promoted to float64) still count.
+    args = evidence.args if data is None else data
     numeric = [a for a in args if isinstance(a, np.ndarray) and a.size and np.issubdtype(a.dtype, np.number)]
     floating = [a for a in numeric if np.issubdtype(a.dtype, np.inexact)]
     arrays = [np.asarray(a, dtype=np.float64) for a in (floating or numeric)]
-    scale = max((float(np.max(np.abs(a))) for a in arrays), default=1.0)
+    # (masked entries, -inf, are left out: they say nothing about the rounding of the finite ones)
+    finite = [a[np.isfinite(a)] for a in arrays]
+    scale = max((float(np.max(np.abs(a))) for a in finite if a.size), default=1.0)
     terms = max((max(a.shape) for a in arrays), default=1)
-    allowed = forward_tolerance(dtype, terms, scale, expected)
+    allowed = factor * forward_tolerance(dtype, terms, scale, expected)
     # A wrong implementation "matches" when it reproduces the student's result to the same
     # accuracy that a right one must reach.
-    match_tolerance = float(forward_tolerance(dtype, terms, scale))
+    match_tolerance = factor * float(forward_tolerance(dtype, terms, scale))
 
-    problem = result_problem(value, shape=expected.shape, dtype=dtype if strict_dtype else None)
-    if problem:
-        lines = [f"{what} {problem}"]
-        if type(value) is np.ndarray and np.issubdtype(value.dtype, np.number):
-            raw = np.asarray(value, dtype=np.float64)
-            lines += [m.describe() for m in _recognise(raw, expected, known, args, kwargs, match_tolerance)]
-        fail("\n".join(lines))
+    def agree(a: np.ndarray, b: np.ndarray) -> bool:
+        return _matches(b, a, match_tolerance)
+
+    fail_on_result_problem(value, shape=expected.shape, dtype=dtype if strict_dtype else None, what=what,
+                           evidence=evidence, correct=expected, agree=agree)
     actual = np.array(value, dtype=np.float64, copy=True)
     ok = np.isfinite(actual) == np.isfinite(expected)
     with np.errstate(invalid="ignore"):
@@ -257,21 +266,89 @@ def _judge(
         return
 
     if actual.ndim == 0:
-        lines = [f"{what} is {format_value(float(actual))}, but the correct value is "
-                 f"{format_value(float(expected))}."]
+        mine, right = format_pair(float(actual), float(expected))
+        lines = [f"{what} is {mine}, but the correct value is {right}."]
     else:
-        lines = [f"{what} is wrong in {int(np.size(ok) - np.count_nonzero(ok))} of {np.size(ok)} entries."]
+        wrong = int(np.size(ok) - np.count_nonzero(ok))
+        lines = [f"{what} is wrong in {wrong} of {plural(int(np.size(ok)), 'entry', 'entries')}."]
         nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
         if nonfinite:
-            lines.append(f"  {nonfinite} of your entries are nan or inf where the correct value is finite.")
-        lines.append("  Largest differences:")
-        lines += [f"    {row}" for row in worst_entries(actual, expected, count=3)]
-    lines.append(f"  (Allowed error for {dtype} here: {float(np.max(allowed)):.1e} at most.)")
+            lines.append(f"  {plural(nonfinite, 'entry', 'entries')} of yours "
+                         f"{'is' if nonfinite == 1 else 'are'} nan or inf where the correct value is finite.")
+        lines.append("  Largest differences:" if wrong > 1 else "  The difference:")
+        lines += [f"    {row}" for row in worst_entries(actual, expected, count=3, wrong=~ok)]
+    shown = np.asarray(allowed)[np.isfinite(expected)] if np.ndim(allowed) else np.asarray([allowed])
+    lines.append(f"  (Allowed error for {dtype} here: {float(np.max(shown, initial=0.0)):.1e} at most.)")
     if warnings_seen:
         lines.append("  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3]))
-    recognised = _recognise(actual, expected, known, args, kwargs, match_tolerance)
-    if recognised:
-        lines += [m.describe() for m in recognised]
+    lines += [m.describe() for m in name_mistakes(evidence, actual, expected, agree)]
+    fail("\n".join(lines))
+
+
+def _matches(candidate: object, actual: np.ndarray, tolerance: float) -> bool:
+    """Whether a wrong implementation's result reproduces ``actual`` to ``tolerance`` (relative to
+    the larger of 1 and each entry; nan and infinities in the same places)."""
+    try:
+        expected = np.asarray(candidate, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    if expected.shape != actual.shape:
+        return False
+    if not np.array_equal(~np.isfinite(expected), ~np.isfinite(actual)):
+        return False
+    finite = np.isfinite(expected)
+    if not np.array_equal(expected[~finite], actual[~finite], equal_nan=True):
+        return False
+    scale = np.maximum(1.0, np.abs(expected[finite]))
+    return bool(np.all(np.abs(expected[finite] - actual[finite]) <= tolerance * scale))
+
+
+def fail_on_result_problem(
+    value: object,
+    *,
+    shape: tuple[int, ...],
+    dtype: np.dtype | None,
+    what: str,
+    evidence: Evidence,
+    correct: np.ndarray | Callable[[], np.ndarray | None] | None,
+    agree: Callable[[np.ndarray, np.ndarray], bool],
+    transposed: Mistake | None = None,
+    part: bool = False,
+) -> None:
+    """Fail for a result of the wrong type, shape or dtype (:func:`result_problem`), naming only what
+    explains it.
+
+    A result of the right shape in another dtype is compared with the ``correct`` values (an array,
+    or a function that computes them): when they agree, the message says that only the dtype is
+    wrong; otherwise the known mistakes are named as for any wrong result. A result of another
+    shape can only be compared with wrong implementations of that shape, each of which must
+    reproduce it on other inputs too; with ``transposed`` (a gradient), a result whose transpose
+    has the right values is named as that mistake. ``part``: ``what`` names one part of a result
+    ("dW from f(...)"), which "is" what it is rather than "returns" it.
+    """
+    __tracebackhide__ = True
+    problem = result_problem(value, shape=shape, dtype=dtype)
+    if not problem:
+        return
+    lines = [f"{what} {problem.replace('returned', 'is', 1) if part else problem}"]
+    named: list[Mistake] = []
+    if type(value) is np.ndarray and np.issubdtype(value.dtype, np.number):
+        raw = np.asarray(value, dtype=np.float64)
+        right = correct() if callable(correct) else correct
+        right = None if right is None else np.asarray(right, dtype=np.float64)
+        if raw.shape == tuple(shape):
+            if dtype is not None and np.issubdtype(value.dtype, np.floating) and value.dtype != dtype:
+                named.append(DTYPE_NOT_KEPT)
+            if right is not None and agree(raw, right):
+                lines.append("  Its values are right: only the dtype is wrong.")
+            else:
+                named += name_mistakes(evidence, raw, right, agree)
+        else:
+            named += name_mistakes(evidence, raw, None, agree)
+            if (transposed is not None and right is not None and raw.ndim == 2 and raw.shape == right.shape[::-1]
+                    and agree(raw.T, right)):
+                named.append(transposed)
+    lines += [m.describe() for m in dict.fromkeys(named)]
     fail("\n".join(lines))
 
 
@@ -297,7 +374,7 @@ def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: 
                 kwargs: Mapping[str, object]) -> dict[Mistake, list[Callable[[], object]]]:
     """Each known wrong implementation, bound to this input (run quietly when asked)."""
     return {
-        mistake: [lambda impl=impl: _run_quietly(impl, args, kwargs) for impl in implementations]
+        mistake: [lambda impl=impl: run_quietly(impl, args, kwargs) for impl in implementations]
         for mistake, implementations in known.items()
     }
 
@@ -352,7 +429,7 @@ def check_raises(
     """
     __tracebackhide__ = True
     call = _call_text(name, args, kwargs, arg_names)
-    passed = [_copy_arg(a) for a in args]
+    passed = [copy_arg(a) for a in args]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -17,6 +17,7 @@ PyTorch is needed (the ``torch`` extra); it is imported when this module is.
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,13 +33,16 @@ from softgrad.gradcheck import numerical_gradient
 from softgrad.mistakes import (
     BACKWARD_GRAD_FOR_TARGET,
     DEVICE_PREFERENCE,
+    DTYPE_NOT_KEPT,
     FORBIDDEN_CALL_IN_FUNCTION,
     FUNCTION_NOT_APPLIED,
+    GRADIENT_TRANSPOSED,
     HOST_ROUND_TRIP,
     MUTATES_INPUT,
     suspects,
 )
-from softgrad.testing.diagnosis import _component, _recognise
+from softgrad.testing.core import _matches
+from softgrad.testing.diagnosis import Evidence, name_mistakes
 from softgrad.torchtools import pick_device
 
 __all__ = [
@@ -259,6 +263,9 @@ def check_softmax_cross_entropy(
             _AUTOGRAD_BACKWARD(upstream * loss)
         except Exception as error:
             _fail_on_watched_calls(watch, f"The backward of {what}")
+            if _transposed_gradient(error, logits):
+                fail(f"({scale}loss).backward() for {what} raised {type(error).__name__}: {error}\n"
+                     + GRADIENT_TRANSPOSED.describe(), error)
             _student_error(f"({scale}loss).backward() for {what}", error)
         _fail_on_watched_calls(watch, f"The backward of {what}")
     warned = "; ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
@@ -278,8 +285,9 @@ def check_softmax_cross_entropy(
                  f"  (Allowed error for {logits.dtype} here: {allowed:.1e}.)"]
         if warned:
             lines.append(f"  Warnings while it ran: {warned}")
-        lines += [m.describe() for m in _recognise(np.asarray(actual_loss), np.asarray(expected_loss),
-                                                   _component(known, 0), args, {}, allowed)]
+        evidence = Evidence(known, args, {}, student=_numpy_version(function), part=0, rows=(0, 1))
+        lines += [m.describe() for m in name_mistakes(evidence, np.asarray(actual_loss), np.asarray(expected_loss),
+                                                      lambda a, b: _matches(b, a, allowed))]
         fail("\n".join(lines))
 
     grad = x.grad
@@ -303,8 +311,10 @@ def check_softmax_cross_entropy(
         # The loss was right, so only mistakes that get the loss right can explain the gradient.
         right_loss = {m: [impl for impl in impls if _same_loss(impl, args, actual_loss, allowed)]
                       for m, impls in known.items()}
-        lines += [m.describe() for m in _recognise(actual_grad, expected_grad, _component(right_loss, 1), args, {},
-                                                   max(allowed_grad, 1e-12))]
+        evidence = Evidence(right_loss, args, {}, student=_numpy_version(function), part=1,
+                            outcome=(actual_loss, actual_grad), rows=(0, 1))
+        lines += [m.describe() for m in name_mistakes(evidence, actual_grad, expected_grad,
+                                                      lambda a, b: _matches(b, a, max(allowed_grad, 1e-12)))]
         fail("\n".join(lines))
 
     returned = watch.backward_outputs[-1] if watch.backward_outputs else None
@@ -312,6 +322,30 @@ def check_softmax_cross_entropy(
         fail(f"The backward of {what} returned {type(returned[1]).__name__} as the gradient for the "
              "target; it must return None there (PyTorch dropped it silently here).\n"
              + BACKWARD_GRAD_FOR_TARGET.describe())
+
+
+def _transposed_gradient(error: BaseException, logits: torch.Tensor) -> bool:
+    """Whether PyTorch refused a backward's gradient because it has the logits' shape transposed."""
+    shape = list(logits.shape)
+    found = re.search(r"invalid gradient at index 0 - got \[([\d, ]+)\] but expected shape compatible with "
+                      r"\[([\d, ]+)\]", str(error))
+    if not found or len(shape) != 2 or shape[0] == shape[1]:
+        return False
+    got = [int(v) for v in found.group(1).split(",")]
+    return got == shape[::-1] and [int(v) for v in found.group(2).split(",")] == shape
+
+
+def _numpy_version(function: Callable[..., object]) -> Callable[..., tuple[float, np.ndarray]]:
+    """The student's ``softmax_cross_entropy`` with NumPy in and out, as the catalogue's reproductions are
+    called: ``(loss, gradient of grad_output * loss)`` for NumPy logits and targets (for diagnosis only)."""
+
+    def numpy_version(logits: np.ndarray, target: np.ndarray, grad_output: float = 1.0) -> tuple[float, np.ndarray]:
+        x = torch.from_numpy(np.array(logits, copy=True)).requires_grad_(True)
+        loss = function(x, torch.from_numpy(np.array(target, copy=True)))
+        _AUTOGRAD_BACKWARD(torch.tensor(grad_output, dtype=loss.dtype) * loss)
+        return float(loss.detach().to(torch.float64)), x.grad.detach().to(torch.float64).numpy()
+
+    return numpy_version
 
 
 def _same_loss(implementation: Callable[..., tuple[float, np.ndarray]], args: tuple, loss: float,
@@ -337,7 +371,7 @@ def _check_loss_tensor(loss: object, x: torch.Tensor, what: str, function_class:
     if loss.dtype != x.dtype or loss.device != x.device:
         fail(f"{what} returned a loss of dtype {loss.dtype} on {loss.device}; it must keep the logits' dtype "
              f"({x.dtype}) and device ({x.device}). Create new tensors with dtype=logits.dtype and "
-             "device=logits.device.")
+             "device=logits.device." + (f"\n{DTYPE_NOT_KEPT.describe()}" if loss.dtype != x.dtype else ""))
     node = type(loss.grad_fn).__name__ if loss.grad_fn is not None else None
     if watch.forward_calls == 0 or node != f"{function_class.__name__}Backward":
         made_by = f"a {node} node" if node else "no autograd node at all (loss.grad_fn is None)"

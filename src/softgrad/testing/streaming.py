@@ -11,6 +11,7 @@ from softgrad._failures import fail
 from softgrad.measure import peak_memory
 from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
 from softgrad.testing.core import _bytes, _judge, _measured_call, call_student, describe_array, expected_dtype
+from softgrad.testing.diagnosis import Evidence
 from softgrad.testing.rerun import watched_only_in_kernel
 
 
@@ -87,5 +88,10 @@ def check_online_logsumexp(
     if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(chunks, given, strict=True)):
         fail(f"{what}: the function modified the chunks it was given; it must leave the caller's arrays "
              "unchanged.\n" + MUTATES_INPUT.describe())
+    def stream(arguments: tuple) -> tuple:  # every call gets a stream of its own (copies: nothing is changed)
+        copies = [np.array(c, copy=True) for c in arguments[0]]
+        return ((c for c in copies) if one_shot else copies,)
+
+    evidence = Evidence(suspects("online_logsumexp"), (chunks,), {}, student=function, prepare=stream)
     _judge(outcome.value, reference.logsumexp_of_chunks(chunks), what=what, dtype=expected_dtype(joined),
-           strict_dtype=True, args=(joined,), kwargs={}, known=known, warnings_seen=outcome.warnings)
+           strict_dtype=True, evidence=evidence, data=(joined,), warnings_seen=outcome.warnings)

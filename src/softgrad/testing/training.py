@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from softgrad import reference
-from softgrad._failures import fail, worst_entries
+from softgrad._failures import fail, plural, worst_entries
 from softgrad.gradcheck import relative_error
 from softgrad.mistakes import Mistake, suspects
 from softgrad.testing.core import (
@@ -17,7 +17,7 @@ from softgrad.testing.core import (
     expected_dtype,
     result_problem,
 )
-from softgrad.testing.diagnosis import _run_quietly
+from softgrad.testing.diagnosis import Evidence, batch_positions, name_mistakes, run_quietly
 from softgrad.testing.rerun import watched_only_in_kernel
 
 
@@ -51,17 +51,15 @@ def check_labels_against_reference(
     if problem is None and len(wrong) == 0:
         return
     lines = [f"{what} {problem}" if problem else
-             f"{what} predicts the wrong class for {len(wrong)} of {len(expected)} rows, for example row "
-             f"{int(wrong[0])}: yours {int(value[wrong[0]])}, expected {int(expected[wrong[0]])}."]
-    for mistake, implementations in known.items():
-        for implementation in implementations:
-            try:
-                candidate = np.asarray(_run_quietly(implementation, args, kwargs))
-            except Exception:
-                continue
-            if candidate.shape == value.shape and np.array_equal(candidate, value):
-                lines.append(mistake.describe())
-                break
+             f"{what} predicts the wrong class for {len(wrong)} of {plural(len(expected), 'row')}, for example "
+             f"row {int(wrong[0])}: yours {int(value[wrong[0]])}, expected {int(expected[wrong[0]])}."]
+    evidence = Evidence(known, tuple(args), dict(kwargs), student=function,
+                        rows=batch_positions(args, arg_names, kwargs))
+    raw = np.asarray(value, dtype=np.float64) if np.issubdtype(value.dtype, np.number) else None
+    if raw is not None:
+        named = name_mistakes(evidence, raw, expected.astype(np.float64) if raw.shape == expected.shape else None,
+                              lambda a, b: a.shape == b.shape and bool(np.array_equal(a, b)))
+        lines += [m.describe() for m in named]
     fail("\n".join(lines))
 
 
@@ -213,6 +211,79 @@ def _accuracy(W: np.ndarray, b: np.ndarray, X: np.ndarray, y: np.ndarray) -> flo
     return float(np.mean(reference.predict(W, b, X) == y))
 
 
+def check_training_at_large_scores(
+    train: Callable[..., object],
+    X: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    *,
+    lr: float,
+) -> None:
+    """Two full-batch epochs whose second one meets huge scores: the loss there must be finite and right.
+
+    ``train(X, y, num_classes, lr=lr, epochs=2, batch_size=N, reg=0, seed=0)`` takes one gradient step
+    from zero weights (where the loss is log C), and the second epoch computes the loss at the
+    weights of that step, whose scores ``X @ W + b`` the test makes huge (large features, a large
+    step). ``history["loss"]`` must be ``[log C, the trusted loss at those weights]``. Training code
+    that computes its own softmax without the shift gets nan there; with the batch's maximum, nan
+    for rows far below it; with ``-log`` of a probability, inf. Which one is named is decided by
+    experiment (:func:`_unstable_training`).
+    """
+    __tracebackhide__ = True
+
+    X, y = np.asarray(X), np.asarray(y)
+    n = X.shape[0]
+    kwargs = {"lr": lr, "epochs": 2, "batch_size": n, "reg": 0.0, "seed": 0}
+    name = "train_softmax_regression"
+    W1, b1 = reference.sgd_first_step(X, y, num_classes, lr)
+    scores = np.abs(np.asarray(X, dtype=np.float64) @ W1 + b1)
+    what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"),
+                          f"one full-batch step that takes the scores to {scores.max():.0f}")
+    outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
+    W, b, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
+                                    expected_dtype(X), 2)
+    expected = [float(np.log(num_classes)), reference.softmax_regression_loss(W1, b1, X, y)]
+    tolerance = max(1e-6, 100 * float(np.finfo(expected_dtype(X)).eps))
+    if all(np.isfinite(losses)) and all(abs(a - e) <= tolerance * max(1.0, abs(e))
+                                        for a, e in zip(losses, expected, strict=True)):
+        return
+    lines = [f"{what}: history['loss'] is {losses}; expected {[round(e, 6) for e in expected]}: the loss at "
+             "zero weights, then the loss at the weights of the first step, where the scores reach "
+             f"{scores.max():.0f}. The provided softmax_regression_loss_and_grad gives finite losses there: use it "
+             "for every mini-batch."]
+    if not all(np.isfinite(losses)):
+        lines += [m.describe() for m in _unstable_training(train, X, y, num_classes, kwargs, losses, what)]
+    fail("\n".join(lines))
+
+
+def _unstable_training(train: Callable[..., object], X: np.ndarray, y: np.ndarray, num_classes: int,
+                       kwargs: Mapping[str, object], losses: list[float], what: str) -> list[Mistake]:
+    """Which unstable softmax makes a training loss non-finite at large scores, found by experiment.
+
+    The same two epochs on the first row alone: one gradient step from zero weights raises that
+    row's own label to the highest score (by ``lr * |x|^2``), so there the loss is finite for a shift
+    by the batch's maximum (the row's) and for the log of a probability (its label is the likely
+    class), while an exp without the shift still overflows. If that run stays finite, the full
+    batch's loss says which of the other two it is: nan or -inf for the batch's maximum (a row far
+    below it underflows), +inf for the log of a probability (a confident wrong row).
+    """
+    from softgrad.mistakes import LOG_OF_PROBABILITY, SOFTMAX_GLOBAL_MAX, SOFTMAX_NO_MAX_SHIFT
+
+    try:
+        single = run_quietly(train, (X[:1], y[:1], num_classes), {**kwargs, "batch_size": 1})
+        _, _, one_row = _training_result(single, what, ((X.shape[1], num_classes), (num_classes,)),
+                                         expected_dtype(X), 2)
+    except (Exception, AssertionError):  # noqa: BLE001 (the experiment only serves the diagnosis)
+        return []
+    W1, b1 = reference.sgd_first_step(X[:1], y[:1], num_classes, float(kwargs["lr"]))
+    if not all(np.isfinite(one_row)):
+        scores = np.asarray(X[:1], dtype=np.float64) @ W1 + b1
+        return [SOFTMAX_NO_MAX_SHIFT] if np.max(np.abs(scores)) > 100 else []
+    if np.isnan(losses).any() or np.isneginf(losses).any():
+        return [SOFTMAX_GLOBAL_MAX]
+    return [LOG_OF_PROBABILITY]
+
+
 def check_training(
     train: Callable[..., object],
     X: np.ndarray,
@@ -269,7 +340,7 @@ def check_training(
     else:
         order = np.random.default_rng(12345).permutation(len(y))
         try:
-            retry = _training_result(_run_quietly(train, (X[order], y[order], num_classes), kwargs),
+            retry = _training_result(run_quietly(train, (X[order], y[order], num_classes), kwargs),
                                      what, ((X.shape[1], num_classes), (num_classes,)), expected_dtype(X), epochs)
             if _accuracy(retry[0], retry[1], X_test, y_test) >= min_accuracy:
                 lines.append("With the same data shuffled once beforehand, your training reaches the accuracy: "
@@ -305,7 +376,7 @@ def check_deterministic(train: Callable[..., object], X: np.ndarray, y: np.ndarr
         from softgrad.mistakes import SEED_IGNORED
 
         order = np.argsort(np.asarray(y), kind="stable")
-        W_sorted, b_sorted = _run_quietly(train, (np.asarray(X)[order], np.asarray(y)[order], num_classes),
+        W_sorted, b_sorted = run_quietly(train, (np.asarray(X)[order], np.asarray(y)[order], num_classes),
                                           {"seed": 0, **kwargs})[:2]
         unsorted_accuracy = _accuracy(np.asarray(results[0][0]), np.asarray(results[0][1]), X, y)
         shuffles = _accuracy(np.asarray(W_sorted), np.asarray(b_sorted), X, y) >= unsorted_accuracy - 0.2
