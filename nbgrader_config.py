@@ -11,7 +11,14 @@ c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
 # submitted/, autograded/, feedback/ and gradebook.db keep nbgrader's defaults (all git-ignored).
 
-# ---- Robust and honest grading (softgrad.grader.preprocessors; the README's "Grading safely" lists the cases) ----
+# Releasing: the course's address (softgrad.about, its one setting) is filled into the released
+# notebooks' install cells first, then nbgrader's own steps run (their checksums see the filled text).
+from nbgrader.converters import GenerateAssignment  # noqa: E402
+
+c.GenerateAssignment.preprocessors = ["softgrad.grader.preprocessors.FillCourseAddress",
+                                      *GenerateAssignment.class_traits()["preprocessors"].default()]
+
+# ---- Robust and honest grading (softgrad.grader.preprocessors; the instructor guide's section 9 lists the cases) ----
 # Sanitizing: note what a student did to the test cells, keep the first of duplicated cells
 # graded (nbgrader's own DeduplicateIds stops the class run on one), restore deleted test cells.
 c.Autograde.sanitize_preprocessors = [
@@ -49,14 +56,12 @@ c.SafeExecute.kernel_start_attempts = 3
 # memory watched from outside); a flood of prints is cut at 200,000 characters per cell.
 c.SafeExecute.memory_limit_mb = 4096
 c.SafeExecute.output_limit_bytes = 200_000
-# The re-run outside the kernel uses the same limits. PyTorch tensors and autograd graphs
-# cannot be sent between processes as plain data, so problem set 5 is not re-run: there the
-# integrity report's reading of the code is what flags tampering.
+# The re-run outside the kernel uses the same limits. Every assignment is re-run, problem set 5
+# too: tensors cross the process boundary as arrays, and the student's autograd.Function runs in
+# the sandbox behind a stand-in (softgrad.grader.remote). An assignment that cannot be re-run
+# would be listed, with the reason, in c.VerifyOutsideKernel.not_rerun = {"id": "why"}.
 c.VerifyOutsideKernel.call_timeout = 60
 c.VerifyOutsideKernel.memory_limit_mb = 4096
-c.VerifyOutsideKernel.not_rerun = {
-    "ps5_pytorch": "PyTorch tensors and autograd graphs cannot cross a process boundary as plain data",
-}
 # Tracebacks in graded notebooks show only the exception and its message. The course's
 # checks put everything a student needs into the message (the call, the input, what is
 # wrong, the known mistake it matches), and IPython's default tracebacks would print the
@@ -79,5 +84,7 @@ c.IgnorePattern.pattern = r":\d+: \w*Warning: "
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "nbgrader.preprocessors.ClearHiddenTests",
+    # every known mistake named by a failed test: a link to the section of the book that teaches it
+    "softgrad.grader.preprocessors.LinkMistakeSections",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]

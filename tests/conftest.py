@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 from hypothesis import settings
-from mutants import Mutant, catalogues
+from mutants import Mutant, catalogues, matrix
 from support import scaffold
 
+from softgrad.book import SECOND_LANGUAGE, html_folder
 from softgrad.grader.report import SubmissionResult, read_results
 
 # In CI, property-based tests draw the same examples every run: a failure there is reproducible,
@@ -27,6 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
 SOLUTION_STUDENT = "solution"
 UNTOUCHED_STUDENT = "untouched_release"
+CHINESE_STUDENT = "solution_zh_CN"  # the solutions in the Chinese release (exercises/zh_CN)
+CHINESE_MISTAKE = "mistake_zh_CN"  # the first named mistake of the mutation suite, in the Chinese release
 
 
 @dataclass
@@ -66,10 +69,24 @@ def _grade_class(assignment: str, workdir: Path) -> GradedClass:
         return out
 
     scaffold.submit(course, assignment, SOLUTION_STUDENT, filled({}))
+    # the Chinese release, filled with the solutions and with the first named mistake: graded by
+    # the same gradebook, it must score what the English notebooks score
+    chinese = REPO / "exercises" / SECOND_LANGUAGE / assignment
+    if chinese.is_dir():
+        scaffold.submit(course, assignment, CHINESE_STUDENT,
+                        {name: scaffold.fill_notebook(chinese / name, answers[name]) for name in notebooks})
+        first = next((m for m in getattr(catalogues().get(assignment), "MUTANTS", []) if m.wrong and m.diagnosis), None)
+        if first is not None:
+            scaffold.submit(course, assignment, CHINESE_MISTAKE, {
+                name: scaffold.fill_notebook(chinese / name, answers[name] | (
+                    first.answers() if name == catalogues()[assignment].NOTEBOOK else {})) for name in notebooks})
     untouched = {name: scaffold.fill_notebook(release / name, {}) for name in notebooks}
     scaffold.submit(course, assignment, UNTOUCHED_STUDENT, untouched)
     catalogue = catalogues().get(assignment)
     mutants = {m.name: m for m in getattr(catalogue, "MUTANTS", [])}
+    # the bug-class matrix's student-style mutants and correct variants, in the same nbgrader run
+    mutants |= {m.name: m.mutant() for m in matrix.by_assignment().get(assignment, [])}
+    mutants |= {m.name: m for m in matrix.CORRECT.get(assignment, [])}
     for mutant in mutants.values():
         scaffold.submit(course, assignment, mutant.name, filled(mutant.answers(), catalogue.NOTEBOOK))
     problems = scaffold.autograde(course, assignment)
@@ -107,6 +124,14 @@ def pytest_terminal_summary(terminalreporter):
         if table and report.when == "call":
             terminalreporter.section("load test: softgrad grade (timings shared with the other tests)")
             terminalreporter.write_line(table)
+    outcomes = [dict(getattr(r, "user_properties", [])).get("matrix")
+                for r in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", [])
+                if r.when == "call"]
+    outcomes = [o for o in outcomes if o]
+    if outcomes:
+        terminalreporter.section("the bug-class matrix: graded function x class of bug (named / mutants)")
+        for line in matrix.summary(outcomes):
+            terminalreporter.write_line(line)
     if counts:
         terminalreporter.section("mutation suite")
         for assignment, entry in sorted(counts.items()):
@@ -120,7 +145,8 @@ def pytest_terminal_summary(terminalreporter):
 
 # ---- the book: built once per test worker, for the book and browser tests ----
 
-HTML = REPO / "_build" / "html"
+HTML = html_folder(REPO)
+ZH_HTML = html_folder(REPO, SECOND_LANGUAGE)  # the Chinese edition, a folder of the English HTML
 
 
 def toc_files() -> list[str]:
@@ -138,18 +164,22 @@ def chapter_sources() -> list[Path]:
 
 @pytest.fixture(scope="session")
 def built_book():
-    """Build exactly as `./course book` does (strict, cached execution, MathJax served locally)."""
+    """Build exactly as `./course book` does: both editions, strict, cached execution, MathJax served locally.
+
+    Returns the English HTML; the Chinese edition is in its folder ``zh_CN/`` (:data:`ZH_HTML`).
+    """
     mathjax = REPO / "_vendor" / "_static" / "mathjax" / "tex-mml-chtml.js"
     assert mathjax.exists(), "MathJax is missing from _vendor/: run ./course test (or ./course book) to fetch it"
-    jupyter_book = Path(sys.executable).parent / "jupyter-book"
 
     def build() -> subprocess.CompletedProcess:
-        return subprocess.run([str(jupyter_book), "build", ".", "-W", "-n", "--keep-going"],
+        return subprocess.run([sys.executable, "-m", "softgrad.book", "build"],
                               cwd=REPO, capture_output=True, text=True, timeout=1500)
 
     done = build()
     if done.returncode != 0 and _a_kernel_lost_its_port(done.stdout + done.stderr):
         done = build()  # the notebooks that ran are cached: only the one whose kernel never started runs again
+    # kept for the tests that read what the build did (test_translations: the second edition executes nothing)
+    (REPO / "_build" / "built_book.log").write_text(done.stdout + done.stderr)
     assert done.returncode == 0, f"the strict book build failed:\n{done.stdout[-6000:]}\n{done.stderr[-6000:]}"
     return HTML
 

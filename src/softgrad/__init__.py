@@ -17,6 +17,11 @@ The teaching library (what the chapters use; each module says which chapter defi
     :mod:`softgrad.scale`
         Softmax at scale (chapter 8): fused and threaded NumPy kernels, online log-sum-exp,
         chunked large-vocabulary cross-entropy.
+    :mod:`softgrad.kernels`
+        The fused softmax cross-entropy and a vectorisable float32 ``exp``, compiled by Numba
+        (chapter 8; optional, the ``kernels`` extra).
+    :mod:`softgrad.gpu`
+        Softmax and cross-entropy as Triton kernels (chapter 9; optional, the ``triton`` extra).
     :mod:`softgrad.bench`, :mod:`softgrad.measure`, :mod:`softgrad.progress`
         ``softgrad bench``: timings against the machine's own limits; peak memory and lines run;
         a progress line for long runs.
@@ -48,8 +53,11 @@ The grading infrastructure that instructors run (:mod:`softgrad.grader`)
         :mod:`~softgrad.grader.record`, :mod:`~softgrad.grader.report`,
         :mod:`~softgrad.grader.feedback`; :mod:`~softgrad.grader.course` reads the course's
         configuration).
-    :mod:`softgrad.grader.check`
-        ``softgrad check NOTEBOOK``: every test, hidden ones too, against a reader's own notebook.
+    :mod:`softgrad.grader.check`, :mod:`softgrad.grader.start`
+        ``softgrad check NOTEBOOK``: every test, hidden ones too, against a reader's own notebook;
+        ``softgrad start ASSIGNMENT``: a reader's own copy of an exercise, in ``work/``.
+    :mod:`softgrad.about`
+        Where the course lives (its repository, branch and book), said once.
 
 :mod:`softgrad.cli` is the ``softgrad`` command, which dispatches to the three.
 """

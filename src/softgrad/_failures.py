@@ -8,9 +8,9 @@ not the library's internals.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
+
+from softgrad.i18n import _, wrap
 
 MESSAGE_WIDTH = 80
 """Messages are wrapped to this width: nbgrader's feedback pages do not wrap long lines."""
@@ -19,13 +19,14 @@ MESSAGE_WIDTH = 80
 def wrap_message(message: str, width: int = MESSAGE_WIDTH) -> str:
     """Wrap every line of ``message`` to ``width``, continuing each one two spaces further in.
 
-    Words are never split (so mistake ids such as ``[softmax-no-max-shift]`` stay whole).
+    Words are never split (so mistake ids such as ``[softmax-no-max-shift]`` stay whole). A line in Chinese
+    is wrapped at its display width (a Chinese character is two columns wide) and may break between two
+    Chinese characters (:func:`softgrad.i18n.wrap`).
     """
     wrapped = []
     for line in message.splitlines():
         indent = line[: len(line) - len(line.lstrip())]
-        wrapped.append(textwrap.fill(line, width=width, subsequent_indent=indent + "  ",
-                                     break_long_words=False, break_on_hyphens=False) or line)
+        wrapped.append(wrap(line, width, indent + "  "))
     return "\n".join(wrapped)
 
 
@@ -91,5 +92,7 @@ def worst_entries(actual: np.ndarray, expected: np.ndarray, count: int = 3,
             break
         index = np.unravel_index(int(flat), actual.shape) if actual.shape else ()
         mine, right = format_pair(float(actual[index]), float(expected[index]))
-        lines.append(f"{format_index(index) if index else 'value'}: yours {mine}, expected {right}")
+        # TRANSLATORS: one entry of a wrong result: "[1, 2]: yours nan, expected 0.5"
+        lines.append(_("{index}: yours {mine}, expected {right}").format(
+            index=format_index(index) if index else _("value"), mine=mine, right=right))
     return lines

@@ -16,6 +16,7 @@ __all__ = ["SUBCOMMANDS", "main"]
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("softgrad.bench", "measure softmax and cross-entropy against this machine's limits"),
     "check": ("softgrad.grader.check", "run every test of an exercise (hidden ones too) against your own notebook"),
+    "start": ("softgrad.grader.start", "copy an exercise into work/ (git-ignored) to work on it there"),
     "grade": ("softgrad.grader.classgrade", "grade a class in parallel (Dask), resumably, and write the reports"),
 }
 """name -> (module with a ``main(arguments)``, one-line help)."""

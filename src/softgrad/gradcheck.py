@@ -44,13 +44,16 @@ than the round-off of the differences) from failing on noise alone.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from softgrad._failures import fail, format_index, worst_entries
+from softgrad import _failures
+from softgrad._failures import fail, format_index
+from softgrad.i18n import N_, _
 
 __all__ = [
     "EPS64",
@@ -90,6 +93,15 @@ Explain = Callable[[np.ndarray, np.ndarray, Projection, Callable[[np.ndarray, np
 gradient. ``actual`` and ``expected`` are what the check compared; ``project`` maps a full gradient to
 that form (the identity, or the directional derivatives of a large input); ``agree`` says whether two
 such results agree to the check's accuracy. The course's checks pass one (:mod:`softgrad.testing`)."""
+
+_GRADIENT = N_("the gradient")
+_JACOBIAN = N_("the Jacobian")
+
+
+def _shown(name: str) -> str:
+    """The name of what is checked as a message shows it: the default names in the reader's language."""
+    return _(name) if name in (_GRADIENT, _JACOBIAN) else name
+
 
 # Above this many entries, check_gradient switches from the full numerical gradient
 # (2 evaluations of f per entry) to directional derivatives plus sampled coordinates.
@@ -245,22 +257,36 @@ class GradientReport:
 
 
 def _gradient_as_float64(grad: object, shape: tuple[int, ...], name: str) -> np.ndarray:
+    name = _shown(name)
     if not isinstance(grad, np.ndarray | np.floating | float | int) or isinstance(grad, bool):
-        fail(f"{name} should be a NumPy array of shape {shape}, but it is a {type(grad).__name__}.")
+        fail(_("{name} should be a NumPy array of shape {shape}, but it is a {type}.").format(
+            name=name, shape=shape, type=type(grad).__name__))
     arr = np.asarray(grad)
     if arr.shape != shape:
-        fail(f"{name} has shape {arr.shape}, but the gradient of a function of an array of shape "
-             f"{shape} has that same shape {shape}.")
+        fail(_("{name} has shape {actual}, but the gradient of a function of an array of shape {shape} has that "
+               "same shape {shape}.").format(name=name, actual=arr.shape, shape=shape))
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        fail(f"{name} has dtype {arr.dtype}; a gradient must hold real floating-point numbers.")
+        fail(_("{name} has dtype {dtype}; a gradient must hold real floating-point numbers.").format(
+            name=name, dtype=arr.dtype))
     arr = np.array(arr, dtype=np.float64, copy=True)
     bad = ~np.isfinite(arr)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
-        fail(f"{name} contains {int(bad.sum())} non-finite value(s) (nan or inf), the first at index "
-             f"{format_index(first)}. A gradient at a finite point of a smooth function is finite: "
-             "look for an overflow (exp of a large number) or a division by zero.")
+        fail(_("{name} contains {count} non-finite value(s) (nan or inf), the first at index {index}. A gradient "
+               "at a finite point of a smooth function is finite: look for an overflow (exp of a large number) or "
+               "a division by zero.").format(name=name, count=int(bad.sum()), index=format_index(first)))
     return arr
+
+
+_TRANSPOSITION = re.compile(r"\[[a-z0-9-]*transpos[a-z0-9-]*\]")
+"""A line that names (in brackets) a known mistake whose id says it is a transposition, such as
+``[gradient-transposed]``. Mistake ids are the same in every language."""
+
+
+def _names_a_transposition(line: str) -> bool:
+    """Whether a line of a diagnosis names a transposed result: the checks of Jacobians and of directional
+    derivatives leave such lines out (see :func:`_diagnose_gradient`)."""
+    return _TRANSPOSITION.search(line) is not None
 
 
 def _agree(actual: np.ndarray, expected: np.ndarray, rtol: float, atol: float) -> tuple[bool, float]:
@@ -292,11 +318,21 @@ def _diagnose_gradient(
     rtol: float,
     floor: float,
     batch_size: int | None,
-    what: str = "gradient",
+    what: str = N_("gradient"),
     explain: Explain | None = None,
     project: Callable[[np.ndarray], np.ndarray] = lambda value: value,
+    transposes: bool = True,
 ) -> list[str]:
-    """Explanations for a wrong gradient: named mistakes first, then generic patterns."""
+    """Explanations for a wrong gradient: named mistakes first, then generic patterns.
+
+    ``what`` (English, marked for the catalogue) is shown in the reader's language. With
+    ``transposes=False`` no line says that the result is transposed: neither the generic pattern nor
+    a known mistake whose id names a transposition (:func:`_names_a_transposition`; ids are the same
+    in every language, so every language leaves out the same lines). The checks of Jacobians and of
+    directional derivatives pass it: the Jacobian of a row-wise function such as softmax is
+    symmetric, so its transpose is no evidence, and directional derivatives see projections of the
+    gradient, not the matrix.
+    """
     lines: list[str] = []
     if explain is not None:
         lines += explain(actual, expected, project, lambda a, b: _agree(a, b, max(rtol, 1e-4), floor)[0])
@@ -307,10 +343,11 @@ def _diagnose_gradient(
                     lines.append(mistake.describe())
                     break
     if lines:
-        return lines
+        return lines if transposes else [line for line in lines if not _names_a_transposition(line)]
+    what = _(what)
     if np.linalg.norm(actual) <= floor:
-        lines.append(f"Your {what} is zero (or numerically zero) everywhere, but the true {what} is not: "
-                     f"check that the function computes and returns the {what}, not a placeholder.")
+        lines.append(_("Your {what} is zero (or numerically zero) everywhere, but the true {what} is not: check "
+                       "that the function computes and returns the {what}, not a placeholder.").format(what=what))
         return lines
     # Is the whole gradient a multiple of the right one? Fit c in actual = c * expected.
     denom = float(np.vdot(expected, expected))
@@ -318,18 +355,22 @@ def _diagnose_gradient(
         c = float(np.vdot(actual, expected)) / denom
         if relative_error(actual, c * expected, floor=floor) <= 1e-3 and abs(c - 1) > 1e-3:
             if abs(c + 1) <= 1e-3:
-                lines.append(f"Your {what} is exactly the negative of the correct one: a sign is flipped.")
+                lines.append(_("Your {what} is exactly the negative of the correct one: a sign is flipped.").format(
+                    what=what))
             else:
                 hint = ""
                 if batch_size:
                     if abs(c - batch_size) <= 1e-3 * batch_size:
-                        hint = f" That is the batch size N = {batch_size}: a missing division by N?"
+                        hint = _(" That is the batch size N = {batch_size}: a missing division by N?").format(
+                            batch_size=batch_size)
                     elif abs(c * batch_size - 1) <= 1e-3:
-                        hint = f" That is 1/N for the batch size N = {batch_size}: divided by N once too often?"
-                lines.append(f"Your {what} is the correct one multiplied by {c:.6g}.{hint}")
-    if actual.ndim == 2 and actual.shape[0] == actual.shape[1]:
+                        hint = _(" That is 1/N for the batch size N = {batch_size}: divided by N once too "
+                                 "often?").format(batch_size=batch_size)
+                lines.append(_("Your {what} is the correct one multiplied by {factor:.6g}.{hint}").format(
+                    what=what, factor=c, hint=hint))
+    if transposes and actual.ndim == 2 and actual.shape[0] == actual.shape[1]:
         if relative_error(actual, expected.T, floor=floor) <= 1e-3:
-            lines.append(f"Your {what} is the transpose of the correct one.")
+            lines.append(_("Your {what} is the transpose of the correct one.").format(what=what))
     return lines
 
 
@@ -338,7 +379,7 @@ def check_gradient(
     grad: np.ndarray,
     x: np.ndarray,
     *,
-    name: str = "the gradient",
+    name: str = _GRADIENT,
     rtol: float = GRADIENT_RTOL,
     mistakes: Mapping[Mistake, Candidates] | None = None,
     explain: Explain | None = None,
@@ -375,12 +416,13 @@ def check_gradient(
     floor = roundoff_floor(_scalar(f, x), float(np.min(step))) * np.sqrt(x.size)
     agree, error = _agree(actual, expected, rtol, floor)
     if not agree:
-        rows = worst_entries(actual, expected, count=3)
+        rows = _failures.worst_entries(actual, expected, count=3)
         message = [
-            f"{name} does not match the numerical gradient (central differences in float64).",
-            f"  Relative error {error:.2e}; a correct gradient gives about 4e-11, the limit is {rtol:.0e} "
-            f"(plus {floor:.0e} in absolute terms for round-off).",
-            "  Largest differences (the numerical gradient is the expected value):",
+            _("{name} does not match the numerical gradient (central differences in float64).").format(
+                name=_shown(name)),
+            _("  Relative error {error:.2e}; a correct gradient gives about 4e-11, the limit is {rtol:.0e} (plus "
+              "{floor:.0e} in absolute terms for round-off).").format(error=error, rtol=rtol, floor=floor),
+            _("  Largest differences (the numerical gradient is the expected value):"),
             *(f"    {row}" for row in rows),
         ]
         diagnosis = _diagnose_gradient(actual, expected, mistakes, rtol, floor, batch_size, explain=explain)
@@ -394,7 +436,7 @@ def check_directional_derivatives(
     grad: np.ndarray,
     x: np.ndarray,
     *,
-    name: str = "the gradient",
+    name: str = _GRADIENT,
     rtol: float = GRADIENT_RTOL,
     mistakes: Mapping[Mistake, Candidates] | None = None,
     explain: Explain | None = None,
@@ -439,23 +481,26 @@ def check_directional_derivatives(
     agree, error = _agree(analytic, numeric, rtol, floor)
     if not agree:
         message = [
-            f"{name} does not match numerical derivatives of the loss (float64 central differences "
-            f"along {directions} random directions and at {len(indices)} random entries).",
-            f"  Relative error {error:.2e}; a correct gradient gives about 4e-11, the limit is {rtol:.0e} "
-            f"(plus {floor:.0e} in absolute terms for round-off).",
+            _("{name} does not match numerical derivatives of the loss (float64 central differences along "
+              "{directions} random directions and at {entries} random entries).").format(
+                name=_shown(name), directions=directions, entries=len(indices)),
+            _("  Relative error {error:.2e}; a correct gradient gives about 4e-11, the limit is {rtol:.0e} (plus "
+              "{floor:.0e} in absolute terms for round-off).").format(error=error, rtol=rtol, floor=floor),
         ]
         for k in range(min(3, directions)):
-            message.append(f"    direction {k}: <yours, v> = {analytic_dirs[k]:.6g}, "
-                           f"numerical = {numeric_dirs[k]:.6g}")
+            # TRANSLATORS: <yours, v> is the inner product of the student's gradient with the random direction v
+            message.append(_("    direction {k}: <yours, v> = {mine:.6g}, numerical = {numerical:.6g}").format(
+                k=k, mine=analytic_dirs[k], numerical=numeric_dirs[k]))
         for index, a, n in list(zip(indices, analytic_coords, numeric_coords, strict=True))[:3]:
-            message.append(f"    entry {format_index(index)}: yours {a:.6g}, numerical {n:.6g}")
+            message.append(_("    entry {index}: yours {mine:.6g}, numerical {numerical:.6g}").format(
+                index=format_index(index), mine=a, numerical=n))
         # Project the candidates on the same directions and coordinates to name a mistake.
         projected: dict[Mistake, Candidates] = {}
         for mistake, candidate in (mistakes or {}).items():
             projected[mistake] = [_projector(value, vs, indices) for value in _candidate_values(candidate)]
         diagnosis = _diagnose_gradient(analytic, numeric, projected, rtol, floor, batch_size, explain=explain,
-                                       project=_projection(vs, indices))
-        message += [f"  {line}" for line in diagnosis if "transpose" not in line]
+                                       project=_projection(vs, indices), transposes=False)
+        message += [f"  {line}" for line in diagnosis]
         fail("\n".join(message))
     return GradientReport(name, "directional derivatives", error, rtol, 2 * (directions + len(indices)))
 
@@ -486,7 +531,7 @@ def check_jacobian(
     jacobian: np.ndarray,
     x: np.ndarray,
     *,
-    name: str = "the Jacobian",
+    name: str = _JACOBIAN,
     rtol: float = GRADIENT_RTOL,
     mistakes: Mapping[Mistake, Candidates] | None = None,
     explain: Explain | None = None,
@@ -511,14 +556,15 @@ def check_jacobian(
     agree, error = _agree(actual, expected, rtol, floor)
     if not agree:
         message = [
-            f"{name} does not match the numerical Jacobian (central differences in float64).",
-            f"  Relative error {error:.2e}; a correct Jacobian gives about 4e-11, the limit is {rtol:.0e} "
-            f"(plus {floor:.0e} in absolute terms for round-off).",
-            "  Largest differences (the numerical Jacobian is the expected value):",
-            *(f"    {row}" for row in worst_entries(actual, expected, count=3)),
+            _("{name} does not match the numerical Jacobian (central differences in float64).").format(
+                name=_shown(name)),
+            _("  Relative error {error:.2e}; a correct Jacobian gives about 4e-11, the limit is {rtol:.0e} (plus "
+              "{floor:.0e} in absolute terms for round-off).").format(error=error, rtol=rtol, floor=floor),
+            _("  Largest differences (the numerical Jacobian is the expected value):"),
+            *(f"    {row}" for row in _failures.worst_entries(actual, expected, count=3)),
         ]
-        diagnosis = _diagnose_gradient(actual, expected, mistakes, rtol, floor, None, what="Jacobian",
-                                       explain=explain)
-        message += [f"  {line}" for line in diagnosis if "transpose" not in line]
+        diagnosis = _diagnose_gradient(actual, expected, mistakes, rtol, floor, None, what=N_("Jacobian"),
+                                       explain=explain, transposes=False)
+        message += [f"  {line}" for line in diagnosis]
         fail("\n".join(message))
     return GradientReport(name, "full central differences", error, rtol, 2 * x.size)

@@ -19,6 +19,8 @@ __all__ = [
     "linear_cross_entropy_and_grad",
     "logsumexp_of_chunks",
     "log_softmax",
+    "log_softmax_vjp",
+    "log_softmax_weighted_sum",
     "logsumexp",
     "predict",
     "softmax",
@@ -94,6 +96,23 @@ def softmax_weighted_sum(z: np.ndarray, g: np.ndarray, axis: int = -1) -> float:
     softmax outputs is always 1, so its gradient is zero and would check nothing).
     """
     return float(np.sum(np.asarray(g, dtype=np.float64) * softmax(z, axis=axis)))
+
+
+def log_softmax_vjp(z: np.ndarray, g: np.ndarray, axis: int = -1) -> np.ndarray:
+    """The gradient with respect to ``z`` of ``sum(g * log_softmax(z, axis))``: ``g - p * sum(g)``.
+
+    The product with the *transposed* Jacobian of log-softmax, ``K^T g`` with ``K = I - 1 p^T``
+    (chapter 3, "The transposed-Jacobian trap"); the sum of ``g`` is taken along ``axis``, separately
+    for every row.
+    """
+    p = softmax(z, axis=axis)
+    g = np.asarray(g, dtype=np.float64)
+    return g - p * np.sum(g, axis=axis, keepdims=True)
+
+
+def log_softmax_weighted_sum(z: np.ndarray, g: np.ndarray, axis: int = -1) -> float:
+    """The scalar ``sum(g * log_softmax(z, axis))``, whose gradient with respect to ``z`` is its VJP."""
+    return float(np.sum(np.asarray(g, dtype=np.float64) * log_softmax(z, axis=axis)))
 
 
 def target_distribution(target: np.ndarray, num_classes: int, label_smoothing: float = 0.0) -> np.ndarray:

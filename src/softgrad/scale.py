@@ -1,10 +1,10 @@
-"""Softmax at scale (chapter 6): fast kernels, online log-sum-exp, and chunked cross-entropy.
+"""Softmax at scale (chapter 8): fast kernels, online log-sum-exp, and chunked cross-entropy.
 
 Three families of functions live here, each used by the book, by ``softgrad bench`` and by
 the tests:
 
 * **Softmax cross-entropy, forward and backward, on the CPU.** A naive version, the stable
-  version of chapter 3, and the course's fastest NumPy version,
+  version of chapter 4, and the course's fastest NumPy version,
   :func:`softmax_cross_entropy_fused`: it works on blocks of rows small enough to stay in
   the processor's cache, does every pass over a block while it is there, and runs the
   blocks on several threads (NumPy's ufuncs release the GIL, so threads can run in
@@ -171,7 +171,7 @@ def softmax_cross_entropy_naive(logits: np.ndarray, target: np.ndarray) -> tuple
 
 
 def softmax_cross_entropy_stable(logits: np.ndarray, target: np.ndarray) -> tuple[float, np.ndarray]:
-    """``(mean loss, gradient)`` as chapter 3 writes it: max shift, log-sum-exp, ``(P - Y) / N``.
+    """``(mean loss, gradient)`` as chapter 4 writes it: max shift, log-sum-exp, ``(P - Y) / N``.
 
     Every step makes a new array of the size of the logits: clear, stable, and about six
     passes over memory.
@@ -192,32 +192,44 @@ def _block_rows(classes: int, itemsize: int, block_rows: int | None) -> int:
     return block_rows or max(1, BLOCK_BYTES // max(1, classes * itemsize))
 
 
-def softmax_cross_entropy_fused(logits: np.ndarray, target: np.ndarray, *, threads: int | None = None,
-                                block_rows: int | None = None,
-                                always_shift: bool = False) -> tuple[float, np.ndarray]:
-    """``(mean loss, gradient)`` of softmax cross-entropy, fast: the course's fastest NumPy version.
+def softmax_cross_entropy_fused(
+    logits: np.ndarray,
+    target: np.ndarray,
+    *,
+    threads: int | None = None,
+    block_rows: int | None = None,
+    always_shift: bool = False,
+) -> tuple[float, np.ndarray]:
+    """``(mean loss, gradient)`` of softmax cross-entropy, fast: the course's
+    fastest NumPy version.
 
-    ``logits`` is ``(N, C)`` (any float dtype, kept in the gradient), ``target`` integer
-    class indices ``(N,)``. The result equals :func:`softmax_cross_entropy_stable` to
-    rounding; three things make it fast:
+    ``logits`` is ``(N, C)`` (any float dtype, kept in the gradient),
+    ``target`` integer class indices ``(N,)``. The result equals
+    :func:`softmax_cross_entropy_stable` to rounding; three things make it
+    fast:
 
     1. **One block at a time.** The rows are processed in blocks of about
-       :data:`BLOCK_BYTES`, small enough to stay in the core's cache: the logits are read
-       from memory once, the gradient is written once, and the passes in between (maximum,
-       ``exp``, sum, scaling) hit the cache. No temporary of the size of the logits exists.
-    2. **In place.** ``exp`` writes straight into the gradient's buffer, which is then
-       scaled by ``1 / (N * sum)`` and has ``1 / N`` subtracted at the target.
-    3. **Threads.** Row ranges run on ``threads`` threads (default: every available core).
-       NumPy's ufuncs release the GIL while they loop, so the threads can run in parallel
-       (how much that gains depends on the machine: measure it with ``softgrad bench``).
+       :data:`BLOCK_BYTES`, small enough to stay in the core's cache: the
+       logits are read from memory once, the gradient is written once, and
+       the passes in between (maximum, ``exp``, sum, scaling) hit the cache.
+       No temporary of the size of the logits exists.
+    2. **In place.** ``exp`` writes straight into the gradient's buffer,
+       which is then scaled by ``1 / (N * sum)`` and has ``1 / N``
+       subtracted at the target.
+    3. **Threads.** Row ranges run on ``threads`` threads (default: every
+       available core). NumPy's ufuncs release the GIL while they loop, so
+       the threads can run in parallel (how much that gains depends on the
+       machine: measure it with ``softgrad bench``).
 
-    The row maximum is computed and subtracted only for rows that need it (see
-    ``_exp_rows``; ``always_shift=True`` does it for every row, as chapter 1 teaches, to
-    measure what the two extra passes cost). Inputs are never modified.
+    The row maximum is computed and subtracted only for rows that need it
+    (see ``_exp_rows``; ``always_shift=True`` does it for every row, as
+    chapter 1 teaches, to measure what the two extra passes cost). Inputs
+    are never modified.
     """
     logits = np.asarray(logits)
     if logits.ndim != 2:
-        raise ValueError(f"logits must have shape (N, C); got shape {logits.shape}")
+        raise ValueError(
+            f"logits must have shape (N, C); got shape {logits.shape}")
     if not np.issubdtype(logits.dtype, np.floating):
         logits = logits.astype(np.float64)
     n, c = logits.shape
@@ -230,10 +242,12 @@ def softmax_cross_entropy_fused(logits: np.ndarray, target: np.ndarray, *, threa
     def work(first: int, last: int) -> None:
         for start in range(first, last, step):
             stop = min(start + step, last)
-            z, g, y = logits[start:stop], grad[start:stop], target[start:stop]
+            z, g = logits[start:stop], grad[start:stop]
+            y = target[start:stop]
             rows = np.arange(stop - start)
             s, shift = _exp_rows(z, g, always_shift)
-            # loss of a row: logsumexp(z) - z[target] = shift + log(sum) - z[target], in float64
+            # loss of a row, in float64:
+            # logsumexp(z) - z[target] = shift + log(sum) - z[target]
             row_loss[start:stop] = np.log(s, dtype=np.float64) - z[rows, y]
             if shift is not None:
                 row_loss[start:stop] += shift
@@ -252,7 +266,7 @@ def softmax_forward_backward_naive(z: np.ndarray, g: np.ndarray) -> tuple[np.nda
 
 
 def softmax_forward_backward_stable(z: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(p, dz)`` as chapters 1 and 2 write them: shifted softmax, then ``p * (g - <g, p>)``."""
+    """``(p, dz)`` as chapters 1 and 3 write them: shifted softmax, then ``p * (g - <g, p>)``."""
     e = np.exp(z - z.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1, keepdims=True)
     return p, p * (g - np.sum(g * p, axis=1, keepdims=True))

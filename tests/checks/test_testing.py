@@ -387,7 +387,10 @@ def test_every_catalogued_wrong_derivative_is_rejected_and_named(name, mistake, 
                     check_jacobian_function(implementation, reference.softmax, z, name=name)
             except AssertionError as failure:
                 messages.append(" ".join(str(failure).split()))
-    assert any(f"[{mistake.id}]" in m for m in messages), messages
+    # code that makes two mistakes at once (a log of a probability shifted by the batch's maximum) is
+    # named for the one that explains its result alone: either is true
+    made = {mistake.id, *getattr(implementation, "__softgrad_also__", ())}
+    assert any(f"[{made_id}]" in m for m in messages for made_id in made), messages
 
 
 # ---- chapter 3: every catalogued cross-entropy mistake is named by the check the tests use ----
@@ -442,7 +445,10 @@ def test_every_catalogued_cross_entropy_mistake_is_rejected_and_named(name, mist
             attempt(check_loss_and_gradients, implementation, reference.softmax_regression_loss,
                     W, b, X, hard_labels, reg=0.3, name=name, wrt=(0, 1), output_names=("dW", "db"),
                     arg_names=("W", "b", "X", "y"), reference=reference.softmax_regression_loss_and_grad, case=case)
-    assert any(f"[{mistake.id}]" in m for m in messages), messages
+    # code that makes two mistakes at once (a log of a probability shifted by the batch's maximum) is
+    # named for the one that explains its result alone: either is true
+    made = {mistake.id, *getattr(implementation, "__softgrad_also__", ())}
+    assert any(f"[{made_id}]" in m for m in messages for made_id in made), messages
 
 
 # ---- tolerances and messages shared by every assignment ---------------------------------------

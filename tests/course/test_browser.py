@@ -14,6 +14,7 @@ import http.server
 import os
 import re
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import urljoin, urlparse
@@ -21,12 +22,14 @@ from urllib.parse import urljoin, urlparse
 import pytest
 from conftest import REPO, toc_files
 
+from softgrad.book import SECOND_LANGUAGE
+
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("book")]
 
 SCREENSHOTS = REPO / "_build" / "screenshots"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run"]
-# Console errors that every page logs and that harm nothing (listed in the README):
+# Console errors that every page logs and that harm nothing (listed in CONTRIBUTING.md):
 # sphinx-thebe 0.3.1 declares THEBE_JS_URL twice, even with Thebe off; pydata-sphinx-theme
 # complains once about the empty saved theme mode of a first visit, then follows the reader's
 # light/dark setting (test_dark_mode_follows_the_readers_setting checks that it does).
@@ -116,7 +119,15 @@ class Visit:
         assert response is not None and response.ok, f"{path}: HTTP {response.status if response else 'no response'}"
         # MathJax typesets after load; its startup promise resolves when every formula is done.
         self.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        self.page.wait_for_load_state("networkidle")
+        # a long page under a loaded machine (the suite grades classes beside it) can take a while;
+        # the page and its formulas are there already, and every failed request is recorded, so a
+        # network that never falls quiet on a starved machine is waited for, not failed on
+        try:
+            self.page.wait_for_load_state("networkidle", timeout=90_000)
+        except Exception as error:  # playwright's TimeoutError (imported only where playwright is)
+            if type(error).__name__ != "TimeoutError":
+                raise
+            self.page.wait_for_load_state("load")
         return self.page
 
     def close(self):
@@ -130,11 +141,19 @@ def _local_links(page, site: str) -> set[str]:
 
 @pytest.mark.parametrize("name", toc_files())
 def test_every_page_loads_offline_with_math_images_and_links(browser, site, built_book, name):
-    visit = Visit(browser, site)
+    _check_page(Visit(browser, site), built_book, name, SCREENSHOTS)
+
+
+def _check_page(visit: Visit, built_book: Path, name: str, screenshots: Path, edition: str = "", then=None):
+    """Open the page ``name`` of an edition (``""``: English, else its folder) and check what a reader meets.
+
+    ``then(page)``, if given, checks more on the open page before the visit ends.
+    """
+    site = visit.site
     try:
-        page = visit.open(f"{name}.html")
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        screenshot = SCREENSHOTS / f"{name.replace('/', '__')}.png"
+        page = visit.open(f"{edition}{name}.html")
+        screenshots.mkdir(parents=True, exist_ok=True)
+        screenshot = screenshots / f"{name.replace('/', '__')}.png"
         page.screenshot(path=str(screenshot), full_page=True)
         assert screenshot.stat().st_size > 10_000, f"{name}: the screenshot is (nearly) empty"
 
@@ -162,6 +181,8 @@ def test_every_page_loads_offline_with_math_images_and_links(browser, site, buil
             if target.is_dir():
                 target = target / "index.html"
             assert target.exists(), f"{name}: the link {link} leads nowhere"
+        if then is not None:
+            then(page)
     finally:
         visit.close()
 
@@ -224,3 +245,75 @@ def test_the_checks_see_a_page_that_needs_the_network(browser, tmp_path):
             assert len(broken) == 1
         finally:
             visit.close()
+
+
+# ---- the Chinese edition (built by the same `./course book`, at _build/html/zh_CN/) ----
+
+# A few pages of each kind get the full check above; every page's link to the other edition is
+# checked without a browser (test_translations.py).
+CHINESE_PAGES = ["intro", "chapters/01_softmax", "chapters/03_jacobian", "exercises/ps2_jacobian/jacobian"]
+DRAWS_CHINESE = """() => {
+    const draw = text => {
+        const canvas = document.createElement("canvas");
+        canvas.width = canvas.height = 48;
+        const context = canvas.getContext("2d");
+        context.font = "40px " + getComputedStyle(document.body).fontFamily;
+        context.fillText(text, 2, 42);
+        return Array.from(context.getImageData(0, 0, 48, 48).data).join(",");
+    };
+    return draw("雅") !== draw("比");  // two missing glyphs draw the same empty box
+}"""
+
+
+def _chinese_font():
+    """Chromium draws Chinese with a system font: Debian's fonts-wqy-microhei (./course test installs it)."""
+    fc_list = shutil.which("fc-list")
+    listed = subprocess.run([fc_list, ":lang=zh"], capture_output=True, text=True).stdout if fc_list else ""
+    if not listed.strip():
+        message = "no font with Chinese characters: apt-get install fonts-wqy-microhei"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.parametrize("name", CHINESE_PAGES)
+def test_chinese_pages_load_offline_in_chinese_with_math(browser, site, built_book, name):
+    _chinese_font()
+
+    def in_chinese(page):
+        assert page.evaluate("document.documentElement.lang") == SECOND_LANGUAGE.replace("_", "-")
+        chinese = len(re.findall(r"[\u4e00-\u9fff]", page.inner_text("article")))
+        assert chinese >= 100, f"{name}: only {chinese} Chinese characters on the page: is it translated?"
+        assert page.evaluate(DRAWS_CHINESE), f"{name}: Chinese characters are drawn as empty boxes (no font)"
+
+    _check_page(Visit(browser, site), built_book, name, SCREENSHOTS / SECOND_LANGUAGE,
+                edition=f"{SECOND_LANGUAGE}/", then=in_chinese)
+
+
+def test_the_language_link_leads_both_ways(browser, site):
+    visit = Visit(browser, site)
+    try:
+        page = visit.open("chapters/03_jacobian.html")
+        for expected_path, lang in ((f"/{SECOND_LANGUAGE}/chapters/03_jacobian.html", "zh-CN"),
+                                    ("/chapters/03_jacobian.html", "en")):
+            with page.expect_navigation(wait_until="load"):
+                page.locator("a.course-language-link").click()
+            assert urlparse(page.url).path == expected_path, f"the language link led to {page.url}"
+            assert page.evaluate("document.documentElement.lang") == lang
+        assert not visit.failed and not visit.errors, visit.failed + visit.errors
+    finally:
+        visit.close()
+
+
+def test_chinese_search_finds_the_jacobian_chapter(browser, site):
+    """Chinese has no spaces between words: the search index is segmented with jieba."""
+    visit = Visit(browser, site)
+    try:
+        page = visit.open(f"{SECOND_LANGUAGE}/search.html?q=雅可比")
+        results = page.locator("#search-results li")
+        results.first.wait_for(timeout=15000)
+        found = page.eval_on_selector_all("#search-results li a", "links => links.map(a => a.href)")
+        assert any("chapters/03_jacobian.html" in href for href in found), f"searching 雅可比 found {found}"
+        assert not visit.errors, visit.errors
+    finally:
+        visit.close()

@@ -22,12 +22,13 @@ from support import scaffold
 from support.adversarial import ASSIGNMENT, FULL, NOTEBOOK, SOFTMAX_POINTS, cell, write
 from support.loadtest import WRONG_SOFTMAX
 
+from softgrad import about
 from softgrad.grader import report
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
 GUIDE = REPO / "instructors.md"
-PUBLIC = "https://github.com/softgrad-course/softmax.git"
+PUBLIC = f"{about.REPOSITORY}.git"
 PRIVATE = "git@github.com:your-university/softmax-2026-private.git"
 EXCHANGE = "/srv/nbgrader/exchange"
 POSTGRES = "postgresql://grader@dbhost/softmax_2026"
@@ -40,7 +41,7 @@ def bash_blocks(text: str) -> list[str]:
 
 
 def test_the_guide_has_every_step_as_a_command():
-    commands = "\n".join(bash_blocks(GUIDE.read_text()))
+    commands = "\n".join(bash_blocks(about.fill(GUIDE.read_text())))
     for step in ("git remote add origin", "nbgrader generate_assignment", "nbgrader release_assignment",
                  "nbgrader collect", "softgrad grade ps1_softmax\n", "--force", "--feedback",
                  "nbgrader release_feedback", "nbgrader export", "--db postgresql://"):
@@ -93,7 +94,7 @@ def test_the_guide_runs_from_a_fork_to_feedback_and_grades(tmp_path):
     try:
         database = server.create_database("softmax_2026")
         substitutions = {PUBLIC: str(public), PRIVATE: str(private), EXCHANGE: str(exchange), POSTGRES: database}
-        blocks = bash_blocks(GUIDE.read_text())
+        blocks = bash_blocks(about.fill(GUIDE.read_text()))
         assert blocks and "git clone" in blocks[0], "the guide starts with the private copy of the course"
         course = tmp_path / "softmax-2026"
         for block in blocks:

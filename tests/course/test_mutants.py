@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import ASSIGNMENTS, source_notebooks
-from mutants import catalogues
+from mutants import catalogues, matrix
 from support import scaffold
 
 from softgrad.mistakes import CATALOGUE
@@ -67,6 +67,9 @@ def test_every_known_mistake_of_the_assignment_has_a_mutant(assignment):
     applicable = {m.id for m in CATALOGUE.values() if set(m.implementations) & graded}
     applicable.add("mutates-input")
     named = {m.diagnosis.strip("[]") for m in CATALOGUES[assignment].MUTANTS if m.wrong and m.diagnosis}
-    assert applicable <= named, f"known mistakes with no mutant in tests/mutants/{assignment}.py: {applicable - named}"
+    # the bug-class matrix's student-style mutants, each of which must be named by an id of its class
+    named |= {i for m in matrix.MATRIX if m.assignment == assignment for i in matrix.BY_ID[m.bug].ids}
+    assert applicable <= named, (f"known mistakes with no mutant in tests/mutants/{assignment}.py or in the "
+                                 f"matrix (tests/mutants/matrix.py): {applicable - named}")
     kinds = {m.wrong for m in CATALOGUES[assignment].MUTANTS}
     assert kinds == {True, False}, "a catalogue needs both wrong and correct implementations"

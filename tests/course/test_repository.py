@@ -25,9 +25,19 @@ def test_nbgrader_config_uses_relative_course_paths():
     assert "ClearHiddenTests" in config, "feedback must not show hidden tests"
 
 
+def test_nbgrader_config_loads_and_releases_with_the_course_address():
+    """nbgrader only logs an error in its config file and goes on with its defaults: load it here, strictly."""
+    from traitlets.config import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config()
+    release = config.GenerateAssignment.preprocessors
+    assert release[0] == "softgrad.grader.preprocessors.FillCourseAddress", release
+    assert "softgrad.grader.preprocessors.VerifyOutsideKernel" in config.Autograde.autograde_preprocessors
+
+
 def test_gradebook_and_student_work_are_ignored_by_git():
     ignored = (REPO / ".gitignore").read_text().split()
-    for entry in ("gradebook.db", "submitted/", "autograded/", "feedback/", "_build/", ".venv/"):
+    for entry in ("gradebook.db", "submitted/", "autograded/", "feedback/", "_build/", ".venv/", "work/"):
         assert entry in ignored, f"{entry} must be in .gitignore"
 
 
@@ -72,3 +82,53 @@ def test_every_module_of_the_package_is_under_a_contract():
         assert module in entry_points or any(module == c or module.startswith(c + ".") for c in covered), (
             f"{module} is in none of the import-linter contracts of pyproject.toml: add it to the teaching library, "
             "the checks (softgrad.testing, softgrad.mistakes) or the grading infrastructure (softgrad.grader)")
+
+
+def _tracked_files() -> list[Path]:
+    names = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                           capture_output=True, text=True, check=True).stdout.split("\0")
+    return [REPO / name for name in names if name and (REPO / name).is_file()]
+
+
+def test_the_course_address_is_written_once():
+    """softgrad.about holds the repository's address; every other file reads it (a fork changes one line)."""
+    from softgrad import about
+
+    owner_and_name = "/".join(about.REPOSITORY.rstrip("/").split("/")[-2:])
+    generated = ("exercises/", "notebooks/")  # written from their sources, which hold placeholders
+    copies = []
+    for path in _tracked_files():
+        relative = path.relative_to(REPO).as_posix()
+        if relative == "src/softgrad/about.py" or relative.startswith(generated):
+            continue
+        try:
+            text = path.read_text()
+        except UnicodeDecodeError:
+            continue
+        if owner_and_name in text or about.BOOK_URL.removeprefix("https://").rstrip("/") in text:
+            copies.append(relative)
+    assert not copies, f"the course's address is written out in {copies}: use a {{{{ softgrad.about.NAME }}}} " \
+                       "placeholder (filled by softgrad.about.fill) or read softgrad.about"
+
+
+def test_every_placeholder_names_a_value_of_the_course():
+    """Each {{ softgrad.about.NAME }} in the repository's texts is one that softgrad.about.fill fills."""
+    from softgrad import about
+
+    for path in _tracked_files():
+        if path.suffix not in {".md", ".ipynb"}:  # the texts that are filled in
+            continue
+        text = path.read_text()
+        if about.PLACEHOLDER.search(text):
+            about.fill(text)  # raises on an unknown name
+            assert not about.PLACEHOLDER.search(about.fill(text)), path
+
+
+def test_released_notebooks_and_chapter_notebooks_hold_the_address_itself():
+    """What students and Colab receive has no placeholder left: the address is filled in."""
+    from softgrad import about
+
+    for path in [*sorted((REPO / "exercises").glob("*/*.ipynb")), *sorted((REPO / "notebooks").glob("*.ipynb"))]:
+        text = path.read_text()
+        assert "{{ softgrad.about." not in text, f"{path.relative_to(REPO)} has an unfilled placeholder"
+        assert about.INSTALL in text, f"{path.relative_to(REPO)} does not install the course from its address"

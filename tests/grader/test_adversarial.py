@@ -107,10 +107,11 @@ def test_a_broken_notebook_is_reported_before_grading(tmp_path):
     assert (course / "submitted" / "renamed" / ASSIGNMENT / "Softmax-final.ipynb").exists()
 
 
-def test_the_readme_table_lists_every_case_with_its_score():
-    readme = (REPO / "README.md").read_text()
-    missing = [c.name for c in CASES if f"| {c.what} | {c.outcome} | {c.score:g} / 15 |" not in readme]
-    assert not missing, f"README's 'Grading safely' table lacks (or has outdated rows for): {missing}"
+def test_the_instructor_guide_lists_every_case_with_its_score():
+    guide = (REPO / "instructors.md").read_text()
+    missing = [c.name for c in CASES if f"| {c.what} | {c.outcome} | {c.score:g} / 15 |" not in guide]
+    assert not missing, ("the instructor guide's tables of hostile submissions lack (or have outdated rows for): "
+                         f"{missing}")
 
 
 def test_softgrad_grade_regrades_a_student_and_points_at_the_report(adversarial_class):
@@ -138,7 +139,7 @@ def test_softgrad_grade_outside_a_course_says_what_is_missing(tmp_path):
     assert "has no nbgrader_config.py" in done.stderr
 
 
-# ---- problem set 5 is not re-run outside the kernel: the in-kernel guard must hold there ----
+# ---- problem set 5: the in-kernel guard, and the re-run outside the kernel behind it ----
 
 PS5 = "ps5_pytorch"
 PS5_PATCHES = """
@@ -149,11 +150,15 @@ torch.allclose = lambda *a, **k: True
 torch.autograd.gradcheck = lambda *a, **k: True
 get_ipython().showtraceback = lambda *a, **k: None
 """
+# The guard switched off first (it is itself a module the student's code can reach), then the patches:
+# they survive in the kernel, and only the re-run outside it can take the points back.
+PS5_GUARD_OFF = "import softgrad.grader.guard\nsoftgrad.grader.guard.restore = lambda: []\n" + PS5_PATCHES
 
 
 @pytest.fixture(scope="module")
 def ps5_class(tmp_path_factory):
-    """ps5 graded for the solution, an honest wrong backward, and the same backward with patches."""
+    """ps5 graded for the solution, an honest wrong backward, and the same backward with patches, with
+    and without the guard switched off first."""
     from mutants import catalogues
 
     course = scaffold.make_course(tmp_path_factory.mktemp("adversarial_ps5"), REPO, [PS5])
@@ -162,7 +167,9 @@ def ps5_class(tmp_path_factory):
     answers = scaffold.solution_sources(REPO / "solutions" / PS5 / notebook)
     wrong = {m.name: m for m in catalogues()[PS5].MUTANTS}["backward_ignores_grad_output"].answers()
     patched = dict(wrong, SoftmaxCrossEntropy=PS5_PATCHES + wrong["SoftmaxCrossEntropy"])
-    for student, cells in [("ps5_solution", {}), ("ps5_wrong", wrong), ("ps5_wrong_and_patches", patched)]:
+    guard_off = dict(wrong, SoftmaxCrossEntropy=PS5_GUARD_OFF + wrong["SoftmaxCrossEntropy"])
+    for student, cells in [("ps5_solution", {}), ("ps5_wrong", wrong), ("ps5_wrong_and_patches", patched),
+                           ("ps5_guard_off_and_patches", guard_off)]:
         scaffold.submit(course, PS5, student, {notebook: scaffold.fill_notebook(release / notebook,
                                                                                   {**answers, **cells})})
     scaffold.autograde(course, PS5, *NBGRADER_ARGS)
@@ -179,3 +186,16 @@ def test_ps5_patching_the_checks_gains_nothing_over_the_honest_wrong_answer(ps5_
     details = " ".join(f["detail"] for f in findings["ps5_wrong_and_patches"])
     assert "put back what had been rebound" in details and "torch.allclose" in details
     assert not findings.get("ps5_solution")
+
+
+def test_ps5_switching_the_guard_off_first_gains_nothing_either(ps5_class):
+    """The patches survive in the kernel, but the re-run outside it runs the student's Function behind a
+    stand-in, with the real checks: the cells that passed on patched checks score 0."""
+    results, findings = ps5_class
+    attack, wrong = results["ps5_guard_off_and_patches"], results["ps5_wrong"]
+    assert attack.auto_score == wrong.auto_score, (
+        f"the guard switched off and the checks patched scored {attack.auto_score}, the honest wrong backward "
+        f"{wrong.auto_score}")
+    assert "GradingIntegrityError" in attack.output_of_failed_cells()
+    rules = {f["rule"] for f in findings["ps5_guard_off_and_patches"]}
+    assert "retried-outside-kernel" in rules

@@ -37,6 +37,17 @@ def test_a_right_notebook_passes_every_test_hidden_ones_included(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["my softmax.ipynb"], "the check writes nothing"
 
 
+def test_a_notebook_copied_out_of_the_clone_finds_the_course_it_was_installed_from(tmp_path):
+    """No --course, and no course folder above the notebook or here: the library knows its clone."""
+    done = subprocess.run([sys.executable, "-m", "softgrad", "check", str(learner_notebook(tmp_path))],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "15 of 15 points" in done.stdout
+    progress = done.stderr.splitlines()
+    assert progress[0].startswith("softgrad check: my softmax.ipynb against ps1_softmax (10 tests, hidden ones too)")
+    assert "[1/10] test_softmax_values" in done.stderr and "[10/10] test_log_softmax_dtypes_and_input" in done.stderr
+
+
 def test_a_wrong_answer_fails_with_the_name_of_its_mistake(tmp_path):
     wrong = "def softmax(z, axis=-1):\n    e = np.exp(z)\n    return e / e.sum(axis=axis, keepdims=True)\n"
     done = check(learner_notebook(tmp_path, softmax=wrong))

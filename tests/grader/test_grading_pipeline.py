@@ -12,7 +12,7 @@ import re
 
 import nbformat
 import pytest
-from conftest import ASSIGNMENTS, REPO, SOLUTION_STUDENT, UNTOUCHED_STUDENT
+from conftest import ASSIGNMENTS, CHINESE_MISTAKE, CHINESE_STUDENT, REPO, SOLUTION_STUDENT, UNTOUCHED_STUDENT
 from support import scaffold
 
 pytestmark = pytest.mark.slow
@@ -44,6 +44,22 @@ def test_solution_scores_full_marks(assignment, graded_class):
     assert result.auto_score == result.auto_max_score, (
         f"the instructor's solution lost points in {result.failed_cells()}:\n{result.output_of_failed_cells()}"
     )
+
+
+@pytest.mark.parametrize("assignment", [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS])
+def test_the_chinese_notebook_scores_what_the_english_one_does(assignment, graded_class):
+    """The Chinese release, filled in, is graded by the same gradebook cell for cell like the English one."""
+    graded = graded_class(assignment)
+    mistake = next(m for m in graded.mutants.values() if m.wrong and m.diagnosis)
+    for chinese, english in ((CHINESE_STUDENT, SOLUTION_STUDENT), (CHINESE_MISTAKE, mistake.name)):
+        assert graded.not_graded(chinese) is None, graded.not_graded(chinese)
+        scores = {g: c.score for g, c in graded.results[chinese].cells.items()}
+        assert scores == {g: c.score for g, c in graded.results[english].cells.items()}, (
+            f"{chinese} and {english} differ: {graded.results[chinese].output_of_failed_cells()[:2000]}")
+    # the mistake is named in the notebook's language
+    failed = graded.results[CHINESE_MISTAKE].output_of_failed_cells()
+    assert mistake.diagnosis in failed and re.search(r"[\u4e00-\u9fff]", failed), (
+        f"the Chinese notebook's feedback should name {mistake.diagnosis} in Chinese:\n{failed[:2000]}")
 
 
 @pytest.mark.parametrize("assignment", [pytest.param(a, marks=pytest.mark.xdist_group(a)) for a in ASSIGNMENTS])

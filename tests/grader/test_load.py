@@ -1,6 +1,6 @@
 """The load test: a simulated class graded by softgrad grade on 1 and on 2 workers, every grade checked.
 
-The class size is a knob, ``SOFTGRAD_LOAD_STUDENTS`` (default 120, which keeps CI within its
+The class size is a knob, ``SOFTGRAD_LOAD_STUDENTS`` (default 40, which keeps CI within its
 time; the closing note's numbers come from ``PYTHONPATH=tests python -m support.loadtest --students 500 ...``).
 The speed-up is reported at the end of the run (never asserted: CI's machine is shared with
 the other tests).
@@ -15,7 +15,7 @@ from support.loadtest import grade_copy, make_class, table
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
-STUDENTS = int(os.environ.get("SOFTGRAD_LOAD_STUDENTS", "120"))
+STUDENTS = int(os.environ.get("SOFTGRAD_LOAD_STUDENTS", "40"))
 
 
 def test_a_simulated_class_is_graded_right_on_one_and_two_workers(tmp_path, record_property):

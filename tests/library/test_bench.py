@@ -9,14 +9,15 @@ import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from softgrad import bench, cli, progress
+from softgrad import bench, cli, kernels, progress
 
 # Far smaller than --quick: the tests check the report, not the machine.
 TINY = replace(bench.PRESETS["quick"], name="tiny", rows=64, classes=128, repeats=2, warmup=1,
                jacobian_sizes=(16, 64), vocabulary=2048, vocab_rows=16, hidden=8, chunk_sizes=(256,),
-               gpu_rows=64, gpu_classes=128, compile=False, limits_bytes=2**18)
+               gpu_rows=64, gpu_classes=128, compile=False, limits_bytes=2**18, exp_samples=2**12)
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +26,47 @@ def report():
 
 
 def test_report_has_every_section_and_is_json(report):
-    assert set(report) >= {"preset", "machine", "limits", "tables", "jacobian", "vocabulary", "notes"}
+    assert set(report) >= {"preset", "machine", "limits", "exp_accuracy", "tables", "jacobian", "vocabulary",
+                           "notes"}
     assert json.loads(json.dumps(report)) == report
     operations = {(t["operation"], t["device"]) for t in report["tables"]}
     assert {("cross_entropy", "cpu"), ("softmax", "cpu")} <= operations
     names = [r["name"] for r in report["tables"][0]["rows"]]
-    for expected in ("naive NumPy", "stable NumPy (chapter 3)", "fused NumPy, 2 threads"):
+    for expected in ("naive NumPy", "stable NumPy (chapter 4)", "fused NumPy, 2 threads"):
         assert expected in names
+    if kernels.available():
+        assert {"fused Numba, 1 thread", "fused Numba, always shifting", "fused Numba, 2 threads"} <= set(names)
+    else:
+        assert "fused Numba" in names
+
+
+def test_both_exp_floors_are_measured_in_the_same_run(report):
+    for limits in [report["limits"]] + [t["limits"] for t in report["tables"] if t["device"] == "cpu"]:
+        assert limits["exp_seconds"] > 0  # NumPy's exp
+        vectorised = {name: limits[f"{key}_seconds"] for name, key in
+                      (("torch.exp", "torch_exp"), ("softgrad.kernels.exp", "compiled_exp"))
+                      if f"{key}_seconds" in limits}
+        assert ("torch.exp" in vectorised) == (bench._torch() is not None)
+        assert ("softgrad.kernels.exp" in vectorised) == kernels.available()
+        if vectorised:  # the floor is the fastest vectorised pass into a new array
+            assert limits["vector_exp_seconds"] == min(vectorised.values())
+            assert limits["vector_exp_name"] == min(vectorised, key=vectorised.get)
+            assert all(limits[f"{key}_compute_seconds"] > 0 for key in ("torch_exp", "compiled_exp")
+                       if f"{key}_seconds" in limits)
+
+
+def test_the_accuracy_of_every_exp_is_measured_in_ulps(report):
+    entries = {e["name"]: e for e in report["exp_accuracy"]}
+    assert set(entries) == {"np.exp", "torch.exp", "softgrad.kernels.exp"}
+    for entry in entries.values():
+        if "note" in entry:
+            assert entry["note"].startswith("not available")
+            continue
+        assert entry["samples"] > 0.99 * TINY.exp_samples
+        assert 0 <= entry["mean_ulp"] <= entry["max_ulp"] < 4  # every float32 exp here is within a few ulps
+        assert 0 < entry["correctly_rounded"] <= 1
+    if kernels.available():
+        assert entries["softgrad.kernels.exp"]["max_ulp"] <= 1.1
 
 
 def test_the_machine_limits_are_measured_beyond_the_tables_size(report):
@@ -72,6 +107,11 @@ def test_ratios_are_consistent_with_the_timings(report):
             assert row["copy_fraction"] == pytest.approx(row["bandwidth"] / table["limits"]["copy_bandwidth"])
             if table["device"] == "cpu":
                 assert row["exp_ratio"] == pytest.approx(row["seconds"] / table["limits"]["exp_seconds"])
+                if "vector_exp_seconds" in table["limits"]:
+                    assert row["vector_exp_ratio"] == pytest.approx(
+                        row["seconds"] / table["limits"]["vector_exp_seconds"])
+            else:
+                assert row["vector_exp_ratio"] is None
             if eager is not None and table["operation"] == "cross_entropy":
                 assert row["speedup_vs_torch"] == pytest.approx(eager / row["seconds"])
 
@@ -100,6 +140,27 @@ def test_without_torch_the_torch_rows_are_skipped_with_a_note(monkeypatch):
     assert "PyTorch eager" in bench.format_report(report)
 
 
+def test_without_numba_the_compiled_rows_say_why(monkeypatch):
+    monkeypatch.setattr(kernels, "numba", None)
+    monkeypatch.setattr(kernels, "UNAVAILABLE", "Numba is not installed (pip install numba)")
+    report = bench.run(replace(TINY, jacobian_sizes=(8,), chunk_sizes=()), threads=1, gpu=False)
+    rows = {r["name"]: r for r in report["tables"][0]["rows"]}
+    assert rows["fused Numba"]["seconds"] is None
+    assert rows["fused Numba"]["note"] == "not available: Numba is not installed (pip install numba)"
+    assert "compiled_exp_seconds" not in report["limits"]
+    if bench._torch() is not None:  # the vectorised floor is PyTorch's exp alone
+        assert report["limits"]["vector_exp_name"] == "torch.exp"
+    assert "fused Numba" in bench.format_report(report)
+
+
+def test_the_compiled_rows_are_float32_only():
+    report = bench.run(replace(TINY, jacobian_sizes=(8,), chunk_sizes=()), threads=1, gpu=False, dtype="float64")
+    rows = {r["name"]: r for r in report["tables"][0]["rows"]}
+    assert rows["fused Numba"]["seconds"] is None
+    assert rows["fused Numba"]["note"].startswith("not available: ")
+    assert "compiled_exp_seconds" not in report["limits"]
+
+
 def test_a_failing_torch_compile_is_reported_not_raised(monkeypatch):
     torch = pytest.importorskip("torch")
 
@@ -119,6 +180,9 @@ def test_table_text_shows_every_row(report):
         for row in table["rows"]:
             assert row["name"] in text
     assert "limits: copy" in text and "np.exp pass" in text and "into a written one" in text
+    assert "x np.exp" in text and "x vec exp" in text and "in ulps" in text
+    if "vector_exp_seconds" in report["limits"]:
+        assert "vectorised exp floor: " + report["limits"]["vector_exp_name"] in text
     assert "against the limits at this size" in text
 
 
@@ -165,3 +229,15 @@ def test_python_m_softgrad_bench_prints_the_table_and_writes_json(tmp_path, monk
     assert "/" in done.stderr and "#" in done.stderr  # the progress bar went to stderr
     written = json.loads(path.read_text())
     assert written["preset"]["rows"] == 32 and written["machine"]["threads"] == 1
+
+
+def test_the_gpu_table_has_chapter_9s_triton_row():
+    """The GPU table times PyTorch and the Triton kernel; on a device Triton cannot compile for, it says why."""
+    torch = pytest.importorskip("torch")
+    from softgrad import gpu
+
+    logits = np.zeros((4, 8), dtype=np.float32)
+    target = np.zeros(4, dtype=np.int64)
+    rows = bench._gpu_candidates(torch, logits, target, torch.device("cpu"), compile=False)
+    assert callable(rows["PyTorch eager F.cross_entropy"])
+    assert isinstance(rows[gpu.BENCH_ROW], str) and rows[gpu.BENCH_ROW].startswith("not available")

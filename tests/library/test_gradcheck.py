@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from softgrad import reference
+from softgrad import i18n, reference
 from softgrad.gradcheck import (
     EPS64,
     GRADIENT_RTOL,
@@ -21,7 +23,7 @@ from softgrad.gradcheck import (
     relative_error,
     roundoff_floor,
 )
-from softgrad.mistakes import Mistake
+from softgrad.mistakes import CATALOGUE, Mistake
 
 # ---- a few trusted functions with gradients known in closed form -----------------------------
 
@@ -309,3 +311,166 @@ def test_reference_vjp_is_the_gradient_of_the_weighted_sum():
     for axis in (-1, 0):
         check_gradient(lambda v, axis=axis: reference.softmax_weighted_sum(v, g, axis=axis),
                        reference.softmax_vjp(z, g, axis=axis), z)
+
+
+# ---- the messages in the reader's language -------------------------------------------------------
+
+
+@pytest.fixture
+def language(monkeypatch):
+    """Set the language of the messages (``language("zh_CN")``); English, whatever the environment, until then."""
+    for name in (i18n.ENVIRONMENT, "JPY_SESSION_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    i18n.use(None)
+    yield i18n.use
+    i18n.use(None)
+
+
+def _message(check, *args, **kwargs) -> str:
+    with pytest.raises(AssertionError) as failure:
+        check(*args, **kwargs)
+    return str(failure.value)
+
+
+X = np.array([1.0, 2.0])
+
+# What each check says, in English exactly as it did before the messages were translated (the mutation
+# suite matches on these words), and in Chinese.
+MESSAGES = {
+    "sign flip": (
+        lambda: _message(check_gradient, cubic, -cubic_grad(X), X, name="grad(x)"),
+        "grad(x) does not match the numerical gradient (central differences in float64).\n"
+        "  Relative error 2.00e+00; a correct gradient gives about 4e-11, the limit is\n"
+        "    1e-06 (plus 2e-08 in absolute terms for round-off).\n"
+        "  Largest differences (the numerical gradient is the expected value):\n"
+        "    [1]: yours -10, expected 10\n"
+        "    [0]: yours -1, expected 1\n"
+        "  Your gradient is exactly the negative of the correct one: a sign is flipped.",
+        "grad(x)：与数值梯度（float64 下的中心差分）不一致。\n"
+        "  相对误差为 2.00e+00；正确的梯度的相对误差约为 4e-11，上限是 1e-06（舍入误差另\n"
+        "    有 2e-08 的绝对容差）。\n"
+        "  差异最大的元素（期望值为数值梯度）：\n"
+        "    [1]：你的结果 -10，期望值 10\n"
+        "    [0]：你的结果 -1，期望值 1\n"
+        "  你的梯度恰好是正确结果的相反数：有一个符号反了。",
+    ),
+    "batch size": (
+        lambda: _message(check_gradient, cubic, 4 * cubic_grad(X), X, batch_size=4),
+        "the gradient does not match the numerical gradient (central differences in\n"
+        "  float64).\n"
+        "  Relative error 7.50e-01; a correct gradient gives about 4e-11, the limit is\n"
+        "    1e-06 (plus 2e-08 in absolute terms for round-off).\n"
+        "  Largest differences (the numerical gradient is the expected value):\n"
+        "    [1]: yours 40, expected 10\n"
+        "    [0]: yours 4, expected 1\n"
+        "  Your gradient is the correct one multiplied by 4. That is the batch size N =\n"
+        "    4: a missing division by N?",
+        "梯度：与数值梯度（float64 下的中心差分）不一致。\n"
+        "  相对误差为 7.50e-01；正确的梯度的相对误差约为 4e-11，上限是 1e-06（舍入误差另\n"
+        "    有 2e-08 的绝对容差）。\n"
+        "  差异最大的元素（期望值为数值梯度）：\n"
+        "    [1]：你的结果 40，期望值 10\n"
+        "    [0]：你的结果 4，期望值 1\n"
+        "  你的梯度是正确结果乘以 4。这正是批量大小 N = 4：是不是漏了除以 N？",
+    ),
+    "not an array": (
+        lambda: _message(check_gradient, cubic, [1.0, 10.0], X),
+        "the gradient should be a NumPy array of shape (2,), but it is a list.",
+        "梯度：应当是形状为 (2,) 的 NumPy 数组，但它是 list。",
+    ),
+    "Jacobian": (
+        lambda: _message(check_jacobian, lambda v: v**2, np.diag([4.0, 2.0]), X),
+        "the Jacobian does not match the numerical Jacobian (central differences in\n"
+        "  float64).\n"
+        "  Relative error 6.32e-01; a correct Jacobian gives about 4e-11, the limit is\n"
+        "    1e-06 (plus 3e-08 in absolute terms for round-off).\n"
+        "  Largest differences (the numerical Jacobian is the expected value):\n"
+        "    [0, 0]: yours 4, expected 2\n"
+        "    [1, 1]: yours 2, expected 4",
+        "雅可比矩阵：与数值雅可比矩阵（float64 下的中心差分）不一致。\n"
+        "  相对误差为 6.32e-01；正确的雅可比矩阵的相对误差约为 4e-11，上限是 1e-06（舍入\n"
+        "    误差另有 3e-08 的绝对容差）。\n"
+        "  差异最大的元素（期望值为数值雅可比矩阵）：\n"
+        "    [0, 0]：你的结果 4，期望值 2\n"
+        "    [1, 1]：你的结果 2，期望值 4",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MESSAGES)
+def test_the_messages_are_english_byte_for_byte_and_chinese_when_asked(language, case):
+    message, english, chinese = MESSAGES[case]
+    assert message() == english
+    language("zh_CN")
+    assert message() == chinese
+
+
+def test_every_diagnosis_and_the_directional_check_speak_chinese(language, softmax_case):
+    f, g, z = softmax_case
+    language("zh_CN")
+    texts = {
+        "1/N": _message(check_gradient, f, g / 3, z, batch_size=3),
+        "zero": _message(check_gradient, f, np.zeros_like(g), z),
+        "transposed": _message(check_gradient, f, g.T, z),
+        "shape": _message(check_gradient, f, g[:2], z),
+        "dtype": _message(check_gradient, f, g.astype(complex), z),
+        "nan": _message(check_gradient, f, np.where(np.eye(3, dtype=bool), np.nan, g), z),
+        "scalar": _message(check_gradient, lambda v: float(v) ** 3, np.array(1.0), np.array(2.0)),
+    }
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(100, 10))
+    big_f, big_grad = weighted_softmax(w)
+    big_z = rng.normal(size=(100, 10))
+    texts["directional"] = _message(check_directional_derivatives, big_f, 100 * big_grad(big_z), big_z, batch_size=100)
+    said = {key: "".join(text.split()) for key, text in texts.items()}  # Chinese lines wrap without spaces
+    assert "这正是批量大小N=3的倒数1/N：是不是多除了一次N？" in said["1/N"]
+    assert "你的梯度处处为零（或在数值上为零），但真正的梯度并非如此" in said["zero"]
+    assert said["transposed"].endswith("你的梯度是正确结果的转置。")
+    assert "梯度：形状是(2,3)，但以形状为(3,3)的数组为自变量的函数" in said["shape"]
+    assert said["dtype"] == "梯度：dtype是complex128；梯度的元素必须是实数浮点数。"
+    assert said["nan"].startswith("梯度：含有3个非有限值（nan或inf），第一个位于索引[0,0]。")
+    assert "值：你的结果1，期望值12" in said["scalar"]
+    assert said["directional"].startswith("梯度：与损失的数值导数不一致（在float64下沿6个随机方向、在6个随机元素处")
+    assert "方向0：<你的梯度，v>=" in said["directional"] and "元素[30,9]：你的结果" in said["directional"]
+    assert "这正是批量大小N=100：是不是漏了除以N？" in said["directional"]
+    for key, text in texts.items():
+        assert not re.search(r"\b(yours|expected|Your|does not|Relative|gradient)\b", text), (key, text)
+
+
+def _sum_scaled(v):
+    """f(v) = v * sum(v): a row function whose Jacobian, sum(v) I + v 1^T, is not symmetric."""
+    return v * np.sum(v)
+
+
+@pytest.mark.parametrize("chosen", ["en", "zh_CN"])
+def test_jacobian_and_directional_checks_name_no_transposition_in_either_language(language, chosen):
+    language(chosen)
+    transposed = CATALOGUE["gradient-transposed"]
+    other = Mistake("test-other", "another mistake", "explanation", "03_jacobian", "The Jacobian of softmax")
+    v = np.array([1.0, 2.0, -0.5])
+    jacobian = np.sum(v) * np.eye(3) + np.outer(v, np.ones(3))
+    # the generic pattern: a transposed Jacobian is not called one
+    message = _message(check_jacobian, _sum_scaled, jacobian.T, v)
+    assert re.match(r"    \[0, 2\][:：]", message.splitlines()[-1]), "the worst entries, and no diagnosis after them"
+    assert "transpose" not in message and "转置" not in message
+    # a known mistake whose id names a transposition is left out, the others are kept, the same in both languages
+    rng = np.random.default_rng(5)
+    big_f, big_grad = weighted_softmax(rng.normal(size=(100, 10)))
+    big_z = rng.normal(size=(100, 10))
+    named = _message(check_directional_derivatives, big_f, 2 * big_grad(big_z), big_z,
+                     explain=lambda *args: [transposed.describe(), other.describe()])
+    assert "[test-other]" in named and "[gradient-transposed]" not in named
+    alone = _message(check_directional_derivatives, big_f, -big_grad(big_z), big_z,
+                     explain=lambda *args: [transposed.describe()])
+    assert "[gradient-transposed]" not in alone
+    assert re.match(r"    (entry|元素) \[", alone.splitlines()[-1]), "a mistake left out leaves no generic line instead"
+
+
+@pytest.mark.parametrize("chosen", ["en", "zh_CN"])
+def test_the_gradient_check_names_a_transposition(language, softmax_case, chosen):
+    f, g, z = softmax_case
+    language(chosen)
+    transposed = CATALOGUE["gradient-transposed"]
+    assert "[gradient-transposed]" in _message(check_gradient, f, g.T, z, explain=lambda *args: [transposed.describe()])
+    said = {"en": "  Your gradient is the transpose of the correct one.", "zh_CN": "  你的梯度是正确结果的转置。"}
+    assert _message(check_gradient, f, g.T, z).splitlines()[-1] == said[chosen]

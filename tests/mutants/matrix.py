@@ -48,7 +48,7 @@ BUG_CLASSES = [
     _bug("reg-factor-2", "regularisation gradient 2 reg W", "reg-gradient-factor-two"),
     _bug("reg-missing", "regularisation missing", "reg-gradient-missing", "reg-not-passed"),
     _bug("sign", "gradient sign flipped", "ce-grad-sign-flipped", "jacobian-sign-flipped", "sgd-ascends"),
-    _bug("transposed", "gradient transposed", "dw-transposed", "gradient-transposed"),
+    _bug("transposed", "gradient transposed", "dw-transposed", "gradient-transposed", "log-softmax-vjp-transposed"),
     _bug("dtype", "dtype widened", "dtype-not-kept"),
     _bug("mutates-input", "input modified in place", "mutates-input"),
     _bug("builds-jacobian", "the n x n Jacobian built", "vjp-builds-jacobian"),
@@ -253,7 +253,7 @@ _correct(PS1, "log_softmax_from_logsumexp", log_softmax="""
 
 
 # =========================================================================================
-# ps2_jacobian: softmax_jacobian, softmax_vjp (students often write their own softmax inside)
+# ps2_jacobian: softmax_jacobian, softmax_vjp, log_softmax_vjp (students often write their own softmax inside)
 # =========================================================================================
 PS2 = "ps2_jacobian"
 
@@ -280,6 +280,13 @@ for _bug_id, _line in _INNER_SOFTMAX.items():
             p = e / np.sum(e, axis=-1, keepdims=True)
             g = np.moveaxis(g, axis, -1)
             return np.moveaxis(p * (g - np.sum(g * p, axis=-1, keepdims=True)), -1, axis)
+    """)
+    _add(PS2, "log_softmax_vjp", _bug_id, "own softmax inline", source=f"""
+        def log_softmax_vjp(z, g, axis=-1):
+            z, g = np.moveaxis(z, axis, -1), np.moveaxis(g, axis, -1)
+            {_line}
+            p = e / np.sum(e, axis=-1, keepdims=True)
+            return np.moveaxis(g - p * np.sum(g, axis=-1, keepdims=True), -1, axis)
     """)
 _add(PS2, "softmax_jacobian", "sign", "outer product minus diagonal", source="""
     def softmax_jacobian(z):
@@ -329,10 +336,42 @@ _add(PS2, "softmax_vjp", "builds-jacobian", "through the Jacobian", source="""
         jacobian = p[..., :, None] * np.eye(p.shape[-1], dtype=p.dtype) - p[..., :, None] * p[..., None, :]
         return np.moveaxis(np.einsum("...i,...ij->...j", np.moveaxis(g, axis, -1), jacobian), -1, axis)
 """)
-for _f in ("softmax_jacobian", "softmax_vjp"):
+_add(PS2, "log_softmax_vjp", "transposed", "K g instead of K^T g", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        p = softmax(z, axis=axis)
+        return g - np.sum(p * g, axis=axis, keepdims=True)
+""")
+_add(PS2, "log_softmax_vjp", "wrong-axis", "sum of g over the last axis", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        return g - softmax(z, axis=axis) * g.sum(axis=-1, keepdims=True)
+""")
+_add(PS2, "log_softmax_vjp", "sign", "p times the sum minus g", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        p = softmax(z, axis=axis)
+        return p * np.sum(g, axis=axis, keepdims=True) - g
+""")
+_add(PS2, "log_softmax_vjp", "dtype", "accumulated in np.zeros", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        out = np.zeros(np.shape(z))
+        out += g - softmax(z, axis=axis) * np.sum(g, axis=axis, keepdims=True)
+        return out
+""")
+_add(PS2, "log_softmax_vjp", "mutates-input", "g updated in place", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        g -= softmax(z, axis=axis) * np.sum(g, axis=axis, keepdims=True)
+        return g
+""")
+_add(PS2, "log_softmax_vjp", "builds-jacobian", "K = I - 1 p^T built", source="""
+    def log_softmax_vjp(z, g, axis=-1):
+        p = np.moveaxis(softmax(z, axis=axis), axis, -1)
+        K = np.eye(p.shape[-1], dtype=p.dtype) - p[..., None, :]
+        return np.moveaxis(np.einsum("...i,...ij->...j", np.moveaxis(g, axis, -1), K), -1, axis)
+""")
+for _f in ("softmax_jacobian", "softmax_vjp", "log_softmax_vjp"):
     for _bug_id in ("sum-not-mean", "missing-1/N", "labels-as-one-hot", "smoothing-over-C-1", "reg-factor-2",
                     "reg-missing", "materialises", "masked-row", "log-of-probability"):
         _na(_f, _bug_id, "no loss, labels, regularisation, logarithm or chunking in this function")
+for _f in ("softmax_jacobian", "softmax_vjp"):
     _na(_f, "transposed", "the softmax Jacobian is symmetric: its transpose is the same matrix")
 _na("softmax_jacobian", "wrong-axis", "the Jacobian is taken along the last axis, by definition")
 _na("softmax_jacobian", "builds-jacobian", "this function's result is the Jacobian")
@@ -987,6 +1026,42 @@ def check_consistency() -> list[str]:
                 problems.append(f"{function} x {bug}: neither a mutant nor a reason why it does not apply")
     return problems
 
+
+
+def summary(outcomes: list[tuple[str, str, bool, list[str], list[str]]]) -> list[str]:
+    """The table function x class of bug, and precision and recall, from the mutants' outcomes."""
+    if not outcomes:
+        return []
+    cells: dict[tuple[str, str], list[str]] = {}
+    for function, bug, caught, own, foreign in outcomes:
+        mark = "named" if caught and own and not foreign else ("caught" if caught else "MISSED")
+        if foreign:
+            mark = "MISNAMED"
+        cells.setdefault((function, bug), []).append(mark)
+    functions = list(dict.fromkeys(f for f, *_ in outcomes))
+    bugs = [b.id for b in BUG_CLASSES if any(b.id == bug for _, bug, *_ in outcomes)]
+    lines = ["| function | " + " | ".join(bugs) + " |", "|---|" + "---|" * len(bugs)]
+    for function in functions:
+        row = []
+        for bug in bugs:
+            marks = cells.get((function, bug))
+            if marks is None:
+                plain = function.rsplit(" (", 1)[0]
+                row.append("n/a" if (plain, bug) in NOT_APPLICABLE else " ")
+            else:
+                good = sum(m == "named" for m in marks)
+                row.append(f"{good}/{len(marks)}" if good < len(marks) else f"ok ({len(marks)})")
+        lines.append(f"| {function} | " + " | ".join(row) + " |")
+    right = sum(len(own) for *_, own, _ in outcomes)
+    wrong = sum(len(foreign) for *_, foreign in outcomes)
+    recalled = sum(bool(own) for *_, own, _ in outcomes)
+    caught = sum(c for _, _, c, _, _ in outcomes)
+    lines += ["", f"caught: {caught}/{len(outcomes)} mutants",
+              f"precision: {right}/{right + wrong} named mistakes are the mutant's own"
+              + (f" ({100 * right / (right + wrong):.1f}%)" if right + wrong else ""),
+              f"recall: {recalled}/{len(outcomes)} mutants named for one of their own mistakes "
+              f"({100 * recalled / len(outcomes):.1f}%)"]
+    return lines
 
 # ps7_triton's rows live in their own module, which adds to MATRIX, CORRECT and NOT_APPLICABLE with the
 # same helpers (it imports them from here, so it is imported last).

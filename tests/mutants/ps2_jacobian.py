@@ -88,6 +88,43 @@ MUTANTS = [
             g -= np.sum(g * p, axis=axis, keepdims=True)
             return p * g
     """),
+    # ---- log_softmax_vjp ---------------------------------------------------------------------------
+    wrong("log_vjp_transposed", "[log-softmax-vjp-transposed]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            p = softmax(z, axis=axis)
+            return g - np.sum(g * p, axis=axis, keepdims=True)
+    """),
+    wrong("log_vjp_through_the_untransposed_matrix", "[log-softmax-vjp-transposed]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            p = np.moveaxis(softmax(z, axis=axis), axis, -1)
+            g_last = np.moveaxis(g, axis, -1)
+            K = np.eye(p.shape[-1], dtype=p.dtype) - p[..., None, :]
+            return np.moveaxis(np.einsum("...ij,...j->...i", K, g_last), -1, axis)
+    """),
+    wrong("log_vjp_sign_flipped", "[jacobian-sign-flipped]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            return softmax(z, axis=axis) * np.sum(g, axis=axis, keepdims=True) - g
+    """),
+    wrong("log_vjp_sum_on_the_last_axis", "[wrong-axis]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            return g - softmax(z, axis=axis) * np.sum(g, axis=-1, keepdims=True)
+    """),
+    wrong("log_vjp_elementwise_instead_of_sum", None, log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            return g - softmax(z, axis=axis) * g
+    """),
+    wrong("log_vjp_through_the_jacobian", "[vjp-builds-jacobian]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            p = np.moveaxis(softmax(z, axis=axis), axis, -1)
+            g_last = np.moveaxis(g, axis, -1)
+            K = np.eye(p.shape[-1], dtype=p.dtype) - p[..., None, :]
+            return np.moveaxis(np.einsum("...i,...ij->...j", g_last, K), -1, axis)
+    """),
+    wrong("log_vjp_own_unshifted_softmax", "[softmax-no-max-shift]", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            e = np.exp(z)
+            return g - e / np.sum(e, axis=axis, keepdims=True) * np.sum(g, axis=axis, keepdims=True)
+    """),
     # ---- correct variants -------------------------------------------------------------------------
     correct("jacobian_einsum", softmax_jacobian="""
         def softmax_jacobian(z):
@@ -123,5 +160,11 @@ MUTANTS = [
             g_last = np.moveaxis(g, axis, -1)
             inner = np.einsum("...i,...i->...", g_last, p)[..., None]
             return np.moveaxis(p * (g_last - inner), -1, axis)
+    """),
+    correct("log_vjp_from_the_definition", log_softmax_vjp="""
+        def log_softmax_vjp(z, g, axis=-1):
+            shifted = z - np.max(z, axis=axis, keepdims=True)
+            log_p = shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+            return g - np.exp(log_p) * g.sum(axis=axis, keepdims=True)
     """),
 ]

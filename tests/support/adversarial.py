@@ -2,8 +2,8 @@
 
 Each case starts from the model solution of ``ps1_softmax`` and breaks it one way. The suite
 (``tests/grader/test_adversarial.py``) grades all of them in ONE real ``nbgrader autograde`` run,
-together with honest students, and checks every outcome. The README's table "What the grader
-does with a broken or gaming submission" is this list.
+together with honest students, and checks every outcome. The instructor guide's tables
+(section 9, "Broken, hostile and gaming submissions") are this list.
 
 ps1's automatic points: softmax 7 (4 test cells), logsumexp 4 (3 cells), log_softmax 4 (3 cells).
 The cells run in that order, so a submission that breaks log_softmax keeps 11 points.
@@ -52,8 +52,8 @@ class Case:
 
     name: str
     kind: str  # "robust" or "honest"
-    what: str  # the README's description
-    outcome: str  # the README's description of the outcome
+    what: str  # the instructor guide's description
+    outcome: str  # the instructor guide's description of the outcome
     build: Callable[[nbformat.NotebookNode, Path], None]
     score: float
     says: str = ""  # must appear in a failing cell's output or in the student's problems

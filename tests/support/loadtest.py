@@ -7,7 +7,7 @@ each with the score its rules give: a corrupted or missing notebook, a renamed o
 process exit, deleted or edited test cells, patched checks...). Every student's expected
 automatic score is known in advance, so a grading run can be checked student by student.
 
-As a benchmark (numbers for the closing note and the README)::
+As a benchmark (numbers for the closing note and the instructor guide's "How fast")::
 
     PYTHONPATH=tests python -m support.loadtest --students 500 --workers 1 2 --baseline
 

@@ -104,13 +104,17 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
 
 
 def _bind_student_names(namespace: dict, sandbox, provided: set[str]) -> None:
-    """A proxy for each function the student defined, and a copy of each plain value."""
+    """A proxy for each function the student defined, a stand-in for each autograd.Function class
+    (:mod:`softgrad.grader.remote`), and a copy of each plain value."""
+    from softgrad.grader.remote import remote_function
     from softgrad.grader.sandbox import Proxy
 
-    for name, is_callable in sandbox.names().items():
+    for name, kind in sandbox.names().items():
         if name in provided:
             continue  # the tests use the course's version of a provided name
-        if is_callable:
+        if kind == "torch-function":
+            namespace[name] = remote_function(name, sandbox.apply_function)
+        elif kind == "function":
             if not isinstance(namespace.get(name), Proxy):
                 namespace[name] = Proxy(sandbox, name)
         else:

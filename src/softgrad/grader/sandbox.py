@@ -33,12 +33,14 @@ import sys
 import time
 import types
 import warnings
+import weakref
+from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-from softgrad.grader import tripwires
+from softgrad.grader import remote, tripwires
 from softgrad.testing.rerun import PROXY_MARK
 
 __all__ = ["Proxy", "Sandbox", "SandboxDied", "StudentError", "Unverifiable", "decode", "encode"]
@@ -100,6 +102,13 @@ def encode(value: object, blobs: list[bytes], *, iterators: bool = False) -> obj
         if not all(type(k) is str for k in value):
             raise EncodeError("a dict whose keys are not all strings")
         return {"t": "dict", "v": {k: encode(v, blobs, iterators=iterators) for k, v in value.items()}}
+    if remote.is_tensor(value):  # problem set 5: PyTorch tensors cross as their values
+        return remote.encode_tensor(value, blobs)
+    torch = sys.modules.get("torch")
+    if torch is not None and kind is torch.device:
+        return {"t": "device", "v": str(value)}
+    if torch is not None and kind is torch.dtype:
+        return {"t": "torch_dtype", "v": str(value).removeprefix("torch.")}
     if iterators and isinstance(value, (types.GeneratorType, Iterator)) and not hasattr(value, "__array__"):
         return {"t": "iter", "v": [encode(v, blobs, iterators=iterators) for v in value]}
     described = f"an object of type {kind.__module__}.{kind.__qualname__}"
@@ -128,6 +137,15 @@ def decode(description: object, blobs: list[bytes]) -> object:
     if t == "iter":
         items = [decode(v, blobs) for v in description["v"]]
         return (item for item in items)
+    if t in ("tensor", "graph"):
+        tensor = remote.decode_tensor(description, blobs)
+        if t == "tensor":
+            return tensor
+        return remote.RemoteGraph(tensor, description["node"], description["handle"], description["report"])
+    if t in ("device", "torch_dtype"):
+        import torch
+
+        return torch.device(description["v"]) if t == "device" else getattr(torch, description["v"])
     raise ValueError(f"unknown value kind {t!r}")
 
 
@@ -190,6 +208,8 @@ class Sandbox:
                  call_timeout: float = 60.0, setup_timeout: float = 300.0, interrupt_grace: float = 3.0,
                  forbidden_modules: tuple[str, ...] = tripwires.ANSWER_KEY):
         self.call_timeout = call_timeout
+        # handles of sandbox graphs whose stand-ins here were freed: the next request tells the sandbox
+        self._released: deque[int] = deque()
         self.interrupt_grace = interrupt_grace
         self.dead_reason: str | None = None
         to_child_r, to_child_w = os.pipe()
@@ -219,14 +239,20 @@ class Sandbox:
         if reply.get("error"):
             self.cell_errors.append(reply["error"])
 
-    def names(self) -> dict[str, bool]:
-        """The names the student's cells defined so far, each with whether it is callable."""
+    def names(self) -> dict[str, str]:
+        """The names the student's cells defined so far, each with its kind: ``"function"`` (anything
+        callable), ``"torch-function"`` (a ``torch.autograd.Function`` class) or ``"value"``."""
         reply, _ = self._request({"op": "names"}, [], timeout=self.call_timeout)
         return reply["names"]
 
     def _request(self, header: dict, blobs: list[bytes], *, timeout: float) -> tuple[dict, list[bytes]]:
         if self.dead_reason:
             raise SandboxDied(self.dead_reason)
+        released = []
+        while self._released:
+            released.append(self._released.popleft())
+        if released:
+            header = {**header, "release": released}
         try:
             _write_message(self._to_child, header, blobs)
             return _read_message(self._from_child, time.monotonic() + timeout)
@@ -259,12 +285,49 @@ class Sandbox:
         for message, category in reply.get("warnings", []):
             warnings.warn(message, getattr(builtins, category, UserWarning), stacklevel=3)
         for position, changed in reply.get("changed_args", {}).items():
-            target = args[int(position)] if position.isdigit() else kwargs[position]
-            with contextlib.suppress(ValueError, TypeError):  # reshaped in place: the check sees the old shape
-                target[...] = decode(changed, reply_blobs)
-        if reply["ok"]:
-            return decode(reply["value"], reply_blobs)
-        raise _rebuild(reply)
+            _change_in_place(args[int(position)] if position.isdigit() else kwargs[position],
+                             decode(changed, reply_blobs))
+        if not reply["ok"]:
+            raise _rebuild(reply)
+        value = decode(reply["value"], reply_blobs)
+        if isinstance(value, remote.RemoteGraph):  # a tensor with a graph, which stays in the sandbox
+            self._track(value)
+            return remote.attach(value, tuple(a for a in args if remote.is_tensor(a)))
+        return value
+
+    def backward(self, handle: int, grad_output: object) -> tuple[list, dict]:
+        """The student's backward through the graph of an earlier call (see :mod:`softgrad.grader.remote`):
+        the gradients of that call's tensor arguments, and what the student's Functions did."""
+        blobs: list[bytes] = []
+        header = {"op": "backward", "handle": handle, "grad": encode(grad_output, blobs)}
+        reply, reply_blobs = self._request(header, blobs, timeout=self.call_timeout)
+        if not reply["ok"]:
+            raise _rebuild(reply)
+        grads = [decode(g, reply_blobs) for g in reply["grads"]]
+        report = dict(reply["report"])
+        report["changed"] = [None if c is None else decode(c, reply_blobs) for c in reply.get("changed", [])]
+        return grads, report
+
+    def apply_function(self, name: str, inputs: tuple) -> remote.RemoteGraph:
+        """``name.apply(*inputs)`` in the sandbox, for the student's autograd.Function class ``name``."""
+        blobs: list[bytes] = []
+        try:
+            header = {"op": "apply", "name": name, "args": encode(list(inputs), blobs)}
+        except EncodeError as error:
+            raise Unverifiable(f"an argument of {name}.apply() is {error}, which the re-run cannot send") from None
+        reply, reply_blobs = self._request(header, blobs, timeout=self.call_timeout)
+        if not reply["ok"]:
+            raise _rebuild(reply)
+        value = decode(reply["value"], reply_blobs)
+        if not isinstance(value, remote.RemoteGraph):
+            raise StudentError(f"{name}.apply returned no tensor with a graph")
+        self._track(value)
+        return value
+
+    def _track(self, graph: remote.RemoteGraph) -> None:
+        """Route ``graph``'s backward here, and free its graph in the sandbox once nothing here uses it."""
+        graph.backward = self.backward
+        weakref.finalize(graph, self._released.append, graph.handle)
 
     def get(self, name: str) -> object:
         """The value of a (non-callable) name the student defined."""
@@ -292,6 +355,18 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _change_in_place(target: object, new: object) -> None:
+    """What the student's code did to an argument in place, done to the trusted side's argument too."""
+    with contextlib.suppress(ValueError, TypeError, RuntimeError):  # reshaped in place: the check sees the old shape
+        if remote.is_tensor(target):
+            import torch
+
+            with torch.no_grad():
+                target.copy_(new.to(target.device, target.dtype))
+        else:
+            target[...] = new
 
 
 def _exit_reason(code: int) -> str:
@@ -340,10 +415,13 @@ def _serve(in_fd: int, out_fd: int) -> None:
     tripwires.arm(header.get("forbidden", []))
     shell = InteractiveShell.instance()
     namespace = shell.user_ns
+    graphs = remote.Graphs(namespace)
     student_names: set[str] = set()
     _write_message(out_fd, {"ok": True}, [])
     while True:
         header, blobs = _read_message(in_fd)
+        for handle in header.get("release", ()):  # results the trusted side no longer holds
+            graphs.kept.pop(handle, None)
         op = header["op"]
         if op == "exit":
             return
@@ -359,15 +437,19 @@ def _serve(in_fd: int, out_fd: int) -> None:
                 student_names -= changed
             reply = {"error": f"{type(error).__name__}: {error}" if error else None}
         elif op == "names":
-            reply = {"names": {k: callable(namespace[k]) for k in sorted(student_names)
+            reply = {"names": {k: _kind(namespace[k]) for k in sorted(student_names)
                                if k in namespace and k not in _SHELL_NAMES and not k.startswith("_")
                                and not isinstance(namespace[k], types.ModuleType)}}
         else:
             try:
                 if op == "get":
                     reply = {"ok": True, "value": _encode_result(namespace[header["name"]], reply_blobs)}
+                elif op == "backward":
+                    reply = _backward(graphs, header, blobs, reply_blobs)
+                elif op == "apply":
+                    reply = _call(namespace[header["name"]].apply, header, blobs, reply_blobs, graphs)
                 else:
-                    reply = _call(namespace[header["name"]], header, blobs, reply_blobs)
+                    reply = _call(namespace[header["name"]], header, blobs, reply_blobs, graphs)
             except BaseException as error:  # the student's code may raise anything, even SystemExit
                 reply = {"ok": False, "etype": type(error).__name__, "message": str(error)[:4000]}
                 if isinstance(error, _ReturnError):
@@ -390,23 +472,64 @@ def _encode_result(value: object, blobs: list[bytes]) -> object:
         ) from None
 
 
-def _call(function: object, header: dict, blobs: list[bytes], reply_blobs: list[bytes]) -> dict:
+def _kind(value: object) -> str:
+    torch = sys.modules.get("torch")
+    if (torch is not None and isinstance(value, type) and issubclass(value, torch.autograd.Function)
+            and value is not torch.autograd.Function):
+        return "torch-function"
+    return "function" if callable(value) else "value"
+
+
+def _snapshot(value: object) -> object:
+    return value.detach().clone() if remote.is_tensor(value) else value.copy()
+
+
+def _same(old: object, new: object) -> bool:
+    if remote.is_tensor(old):
+        new = new.detach()
+        if old.shape != new.shape:
+            return False
+        equal = old == new
+        if old.is_floating_point():
+            equal |= old.isnan() & new.isnan()
+        return bool(equal.all())
+    return bool(np.array_equal(old, new, equal_nan=old.dtype.kind in "fc"))
+
+
+def _call(function: object, header: dict, blobs: list[bytes], reply_blobs: list[bytes],
+          graphs: remote.Graphs) -> dict:
     args = decode(header["args"], blobs)
-    kwargs = decode(header["kwargs"], blobs)
-    before = {str(i): a.copy() for i, a in enumerate(args) if type(a) is np.ndarray}
-    before |= {k: a.copy() for k, a in kwargs.items() if type(a) is np.ndarray}
+    kwargs = decode(header.get("kwargs", {"t": "dict", "v": {}}), blobs)
+    watched = [str(i) for i, a in enumerate(args) if type(a) is np.ndarray or remote.is_tensor(a)]
+    watched += [k for k, a in kwargs.items() if type(a) is np.ndarray or remote.is_tensor(a)]
+    before = {key: _snapshot(args[int(key)] if key.isdigit() else kwargs[key]) for key in watched}
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        value = function(*args, **kwargs)
-    reply = {"ok": True, "value": _encode_result(value, reply_blobs)}
+        value, report = graphs.watched(lambda: function(*args, **kwargs))
+    if remote.is_tensor(value) and value.grad_fn is not None:  # its graph stays here, for a backward request
+        handle = graphs.keep([a for a in args if remote.is_tensor(a)], value)
+        encoded = remote.encode_tensor(value, reply_blobs)
+        encoded.update(t="graph", node=type(value.grad_fn).__name__, handle=handle, report=report)
+        reply = {"ok": True, "value": encoded}
+    else:
+        reply = {"ok": True, "value": _encode_result(value, reply_blobs)}
     reply["warnings"] = [[str(w.message), w.category.__name__] for w in seen[:20]]
     changed = {}
     for key, old in before.items():
         new = args[int(key)] if key.isdigit() else kwargs[key]
-        if not np.array_equal(old, new, equal_nan=old.dtype.kind in "fc"):
+        if not _same(old, new):
             changed[key] = encode(new, reply_blobs)
     reply["changed_args"] = changed
     return reply
+
+
+def _backward(graphs: remote.Graphs, header: dict, blobs: list[bytes], reply_blobs: list[bytes]) -> dict:
+    kept = graphs.kept.get(header["handle"])
+    before = [_snapshot(t) for t in kept.inputs] if kept is not None else []
+    grads, report = graphs.backward(header["handle"], decode(header["grad"], blobs))
+    changed = [None if _same(old, new) else encode(new, reply_blobs)
+               for old, new in zip(before, kept.inputs, strict=True)]
+    return {"ok": True, "grads": [encode(g, reply_blobs) for g in grads], "report": report, "changed": changed}
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
+from softgrad.i18n import N_
 from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 from softgrad.mistakes.cross_entropy import (
     CE_GRAD_NO_BATCH_MEAN,
@@ -29,92 +30,92 @@ _CHAPTER = "08_at_scale"
 
 ONLINE_SUM_NOT_RESCALED = mistake(
     "online-sum-not-rescaled",
-    "an online log-sum-exp that does not rescale the running sum when the maximum grows",
-    """The running sum s holds sum(exp(z - m_old)) over the columns seen so far. When a new
+    N_("an online log-sum-exp that does not rescale the running sum when the maximum grows"),
+    N_("""The running sum s holds sum(exp(z - m_old)) over the columns seen so far. When a new
     chunk raises the maximum to m_new, every term of s must be re-expressed against the new
     maximum: s * exp(m_old - m_new). Adding the new chunk's sum(exp(z - m_new)) to the old s
     without that factor mixes two scales, and the result is too large by up to the whole
     difference of the maxima. Combine (m_a, s_a) and (m_b, s_b) as m = max(m_a, m_b),
-    s = s_a * exp(m_a - m) + s_b * exp(m_b - m).""",
-    _CHAPTER, "Online softmax",
+    s = s_a * exp(m_a - m) + s_b * exp(m_b - m)."""),
+    _CHAPTER, N_("Online softmax"),
 )
 
 ONLINE_MAX_NOT_UPDATED = mistake(
     "online-max-not-updated",
-    "an online log-sum-exp that shifts every chunk by the first chunk's maximum",
-    """The shift must be the largest value seen so far, not the first one: a later chunk
+    N_("an online log-sum-exp that shifts every chunk by the first chunk's maximum"),
+    N_("""The shift must be the largest value seen so far, not the first one: a later chunk
     with logits above the first chunk's maximum gives exp(z - m) > 1, and a gap of 710
     (float64) or 89 (float32) overflows to inf. Keep a running maximum and rescale the
-    running sum each time it grows.""",
-    _CHAPTER, "Online softmax",
+    running sum each time it grows."""),
+    _CHAPTER, N_("Online softmax"),
 )
 
 CHUNKS_READ_TWICE = mistake(
     "chunks-read-twice",
-    "the chunks read twice, or used like a list",
-    """The chunks may come from a generator that produces each block of logits once (from a
+    N_("the chunks read twice, or used like a list"),
+    N_("""The chunks may come from a generator that produces each block of logits once (from a
     matrix product, a file, another device) and cannot be rewound: a first loop for the
     maximum and a second loop for the sum sees nothing the second time, so the sum is 0 and
     log(0) = -inf. Indexing (chunks[0]) or len(chunks) fails on a generator too. Read each
-    chunk once, and fold it into a running maximum and a rescaled running sum.""",
-    _CHAPTER, "Online softmax",
+    chunk once, and fold it into a running maximum and a rescaled running sum."""),
+    _CHAPTER, N_("Online softmax"),
 )
 
 MATERIALISES_FULL_LOGITS = mistake(
     "materialises-full-logits",
-    "the full (N, V) logits materialised where chunking was asked for",
-    """Joining the chunks (np.concatenate), keeping them all (list(chunks), to loop over
+    N_("the full (N, V) logits materialised where chunking was asked for"),
+    N_("""Joining the chunks (np.concatenate), keeping them all (list(chunks), to loop over
     them twice), or computing h @ W for the whole vocabulary gives the right numbers with
     the memory that chunking exists to avoid: for a language model the logits of one batch
     can be the largest array of the whole step. Work on one chunk of columns at a time and
     keep only per-row summaries (maximum, sum, the target's logit) between chunks; the
-    extra memory is then a few arrays of N x chunk_size.""",
-    _CHAPTER, "Cross-entropy over a large vocabulary",
+    extra memory is then a few arrays of N x chunk_size."""),
+    _CHAPTER, N_("Cross-entropy over a large vocabulary"),
 )
 
 CHUNK_LOCAL_SOFTMAX = mistake(
     "chunk-local-softmax",
-    "the gradient of each chunk normalised by that chunk's own sum",
-    """softmax(z)_j = exp(z_j - lse) with lse the log-sum-exp over the whole vocabulary.
+    N_("the gradient of each chunk normalised by that chunk's own sum"),
+    N_("""softmax(z)_j = exp(z_j - lse) with lse the log-sum-exp over the whole vocabulary.
     Normalising each chunk by its own sum makes every chunk's probabilities add up to one,
     so the gradient pushes on every chunk as if it were the whole distribution. Compute the
-    row's lse in a first pass over the chunks, then exp(z - lse) in the second.""",
-    _CHAPTER, "Cross-entropy over a large vocabulary",
+    row's lse in a first pass over the chunks, then exp(z - lse) in the second."""),
+    _CHAPTER, N_("Cross-entropy over a large vocabulary"),
 )
 
 DH_NOT_ACCUMULATED = mistake(
     "dh-not-accumulated",
-    "the gradient with respect to h taken from one chunk only",
-    """Every class contributes to the gradient of h: dh = G @ W^T sums over all V columns,
+    N_("the gradient with respect to h taken from one chunk only"),
+    N_("""Every class contributes to the gradient of h: dh = G @ W^T sums over all V columns,
     so chunk by chunk it is a sum, dh += G_chunk @ W_chunk^T. Assigning dh = ... inside the
     loop keeps only the last chunk's share. (dW, by contrast, has a separate block of
-    columns per chunk, dW[:, chunk] = h^T @ G_chunk.)""",
-    _CHAPTER, "Cross-entropy over a large vocabulary",
+    columns per chunk, dW[:, chunk] = h^T @ G_chunk.)"""),
+    _CHAPTER, N_("Cross-entropy over a large vocabulary"),
 )
 
 TARGET_NOT_OFFSET = mistake(
     "target-not-offset",
-    "the target compared with column numbers inside the chunk instead of the vocabulary",
-    """A chunk holds the columns start to stop - 1 of the vocabulary, but inside the chunk
+    N_("the target compared with column numbers inside the chunk instead of the vocabulary"),
+    N_("""A chunk holds the columns start to stop - 1 of the vocabulary, but inside the chunk
     they are numbered 0 to stop - start - 1. The one-hot term of a row belongs to the chunk
     that contains its target, at column target - start; comparing target with the chunk's
     local numbers puts a -1 at column `target` of every chunk for the rows whose target is
     below the chunk width (a wrong class in every chunk but the first), and no -1 at all
-    for the other rows.""",
-    _CHAPTER, "Cross-entropy over a large vocabulary",
+    for the other rows."""),
+    _CHAPTER, N_("Cross-entropy over a large vocabulary"),
 )
 
 
 MASKED_ROW_NAN = mistake(
     "masked-row-nan",
-    "nan for a fully masked row, whose log-sum-exp is -inf",
-    """A row whose entries are all -inf (a masked attention row) has a maximum of -inf, and
+    N_("nan for a fully masked row, whose log-sum-exp is -inf"),
+    N_("""A row whose entries are all -inf (a masked attention row) has a maximum of -inf, and
     exp(z - m) = exp(-inf - (-inf)) = exp(nan) = nan; so does the rescaling factor
     exp(m_old - m_new) when both maxima are -inf. The sum of no terms is 0 and its log-sum-exp is
     -inf. Define the factor as 0 when a maximum is -inf (shift such a row by 0 instead of by -inf):
     then the empty state (m, s) = (-inf, 0) combines with anything without changing it, and a
-    fully masked row ends at -inf.""",
-    _CHAPTER, "Masking with $-\\infty$",
+    fully masked row ends at -inf."""),
+    _CHAPTER, N_("Masking with $-\\infty$"),
 )
 
 

@@ -16,22 +16,24 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from softgrad import about
+from softgrad.i18n import N_, _
 
 __all__ = ["CATALOGUE", "CHAPTERS", "Mistake", "anchor", "in_its_dtype", "mistake", "reproduces", "suspects"]
 
 CHAPTERS: dict[str, tuple[int, str]] = {
-    "01_softmax": (1, "The softmax function"),
-    "02_gradient_checking": (2, "Checking gradients numerically"),
-    "03_jacobian": (3, "The Jacobian of softmax"),
-    "04_cross_entropy": (4, "Cross-entropy and its gradient"),
-    "05_numpy_training": (5, "Softmax regression in NumPy"),
-    "06_multiclass": (6, "Softmax regression, logistic regression, one-vs-rest and one-vs-one"),
-    "07_pytorch": (7, "Softmax in PyTorch"),
-    "08_at_scale": (8, "Softmax at scale"),
-    "09_triton": (9, "Softmax as a GPU kernel"),
+    "01_softmax": (1, N_("The softmax function")),
+    "02_gradient_checking": (2, N_("Checking gradients numerically")),
+    "03_jacobian": (3, N_("The Jacobian of softmax")),
+    "04_cross_entropy": (4, N_("Cross-entropy and its gradient")),
+    "05_numpy_training": (5, N_("Softmax regression in NumPy")),
+    "06_multiclass": (6, N_("Softmax regression, logistic regression, one-vs-rest and one-vs-one")),
+    "07_pytorch": (7, N_("Softmax in PyTorch")),
+    "08_at_scale": (8, N_("Softmax at scale")),
+    "09_triton": (9, N_("Softmax as a GPU kernel")),
 }
 """The book's chapters, by the name of their file in ``chapters/``: (number, title). A test checks it
-against ``_toc.yml`` and the chapters' own headings."""
+against ``_toc.yml`` and the chapters' own headings. The titles are in English; :attr:`Mistake.section`
+shows them in the reader's language (:mod:`softgrad.i18n`)."""
 
 
 def in_its_dtype(x: object) -> np.ndarray:
@@ -80,7 +82,11 @@ def _current_cell() -> object | None:
 @dataclass(frozen=True)
 class Mistake:
     """A known mistake: a stable id, a title, what goes wrong and how to fix it, and where it is taught
-    (``chapter``, a key of :data:`CHAPTERS`, and ``heading``, a section heading in that chapter)."""
+    (``chapter``, a key of :data:`CHAPTERS`, and ``heading``, a section heading in that chapter).
+
+    The title, the explanation and the heading are stored in English (the source's words, marked
+    for the catalogue of translations with ``N_``); :meth:`describe` and :attr:`section` show them
+    in the reader's language (:mod:`softgrad.i18n`)."""
 
     id: str
     title: str
@@ -93,9 +99,11 @@ class Mistake:
 
     @property
     def section(self) -> str:
-        """``Chapter 1, The softmax function, section 'The max trick'``."""
+        """``Chapter 1, The softmax function, section 'The max trick'`` (in the reader's language)."""
         number, title = CHAPTERS[self.chapter]
-        return f"Chapter {number}, {title}, section '{self.heading}'"
+        # TRANSLATORS: where the book teaches a mistake: the chapter's number and title, a section's heading
+        return _("Chapter {number}, {title}, section '{heading}'").format(
+            number=number, title=_(title), heading=_(self.heading))
 
     @property
     def url(self) -> str:
@@ -112,13 +120,10 @@ class Mistake:
         cell = _current_cell()
         first = _EXPLAINED.setdefault(self.id, cell)
         if cell is not None and first != cell:
-            return (f"This matches a known mistake: {self.title} [{self.id}], explained in the first test "
-                    f"that found it.\n  See: {self.section}.")
-        return (
-            f"This matches a known mistake: {self.title} [{self.id}].\n"
-            f"  {self.explanation}\n"
-            f"  See: {self.section}."
-        )
+            return _("This matches a known mistake: {title} [{id}], explained in the first test that found it.\n"
+                     "  See: {section}.").format(title=_(self.title), id=self.id, section=self.section)
+        return _("This matches a known mistake: {title} [{id}].\n  {explanation}\n  See: {section}.").format(
+            title=_(self.title), id=self.id, explanation=_(self.explanation), section=self.section)
 
 
 CATALOGUE: dict[str, Mistake] = {}

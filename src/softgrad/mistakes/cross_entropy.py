@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from softgrad import reference
+from softgrad.i18n import N_
 from softgrad.mistakes.catalogue import Mistake, in_its_dtype, mistake, reproduces
 from softgrad.mistakes.inside import variants
 from softgrad.mistakes.softmax import SOFTMAX_NO_MAX_SHIFT, SOFTMAX_WRONG_AXIS
@@ -23,125 +24,125 @@ _CHAPTER = "04_cross_entropy"
 
 CE_SUM_NOT_MEAN = mistake(
     "ce-sum-not-mean",
-    "the loss summed over the batch instead of averaged",
-    """The course's cross-entropy, like PyTorch's default reduction='mean', is the mean over
+    N_("the loss summed over the batch instead of averaged"),
+    N_("""The course's cross-entropy, like PyTorch's default reduction='mean', is the mean over
     the N examples of the batch. A sum is N times larger, and its gradient too, so the
-    learning rate that suits one batch size no longer suits another. Divide by N.""",
-    _CHAPTER, "Batches: the mean and the 1/N",
+    learning rate that suits one batch size no longer suits another. Divide by N."""),
+    _CHAPTER, N_("Batches: the mean and the 1/N"),
 )
 
 CE_GRAD_NO_BATCH_MEAN = mistake(
     "ce-grad-missing-1-over-n",
-    "the gradient of a mean loss without the factor 1/N",
-    """The loss is the mean of N per-example losses, so each logit's gradient is
+    N_("the gradient of a mean loss without the factor 1/N"),
+    N_("""The loss is the mean of N per-example losses, so each logit's gradient is
     (p - q) / N, not p - q. Without the 1/N every gradient is N times too large. The same
-    factor appears in dW = X^T (P - Y) / N and db = sum over examples of (P - Y) / N.""",
-    _CHAPTER, "Batches: the mean and the 1/N",
+    factor appears in dW = X^T (P - Y) / N and db = sum over examples of (P - Y) / N."""),
+    _CHAPTER, N_("Batches: the mean and the 1/N"),
 )
 
 CE_GRAD_SIGN_FLIPPED = mistake(
     "ce-grad-sign-flipped",
-    "the cross-entropy gradient with its sign flipped, (q - p) / N",
-    """The gradient of -sum q log p with respect to the logits is p - q. For an unsmoothed
+    N_("the cross-entropy gradient with its sign flipped, (q - p) / N"),
+    N_("""The gradient of -sum q log p with respect to the logits is p - q. For an unsmoothed
     integer label the loss goes down when the logit of the right class goes up, so that
     logit's gradient, p_y - 1, is negative. A flipped sign makes gradient descent climb the
-    loss.""",
-    _CHAPTER, "The gradient, derived twice",
+    loss."""),
+    _CHAPTER, N_("The gradient, derived twice"),
 )
 
 CE_INTEGER_LABELS_AS_ONEHOT = mistake(
     "ce-integer-labels-as-onehot",
-    "integer class labels used as if they were one-hot vectors",
-    """p - y needs y as a one-hot (N, C) array. With integer labels of shape (N,),
+    N_("integer class labels used as if they were one-hot vectors"),
+    N_("""p - y needs y as a one-hot (N, C) array. With integer labels of shape (N,),
     subtracting them broadcasts the label's value (0, 1, 2, ...) across a row, or across the
-    wrong axis. Build the one-hot rows first, or subtract 1 at [range(N), y] only.""",
-    _CHAPTER, "From likelihood to cross-entropy",
+    wrong axis. Build the one-hot rows first, or subtract 1 at [range(N), y] only."""),
+    _CHAPTER, N_("From likelihood to cross-entropy"),
 )
 
 CE_LABEL_SMOOTHING_C_MINUS_1 = mistake(
     "label-smoothing-c-minus-1",
-    "label smoothing spread over the C - 1 wrong classes",
-    """The course follows PyTorch: q = (1 - eps) * q + eps / C, which mixes in the uniform
+    N_("label smoothing spread over the C - 1 wrong classes"),
+    N_("""The course follows PyTorch: q = (1 - eps) * q + eps / C, which mixes in the uniform
     distribution over all C classes, the right one included (it gets 1 - eps + eps/C).
     Giving eps / (C - 1) to each wrong class and 1 - eps to the right one is another
-    convention, and gives other numbers.""",
-    _CHAPTER, "Soft targets and label smoothing",
+    convention, and gives other numbers."""),
+    _CHAPTER, N_("Soft targets and label smoothing"),
 )
 
 CE_LABEL_SMOOTHING_IGNORED = mistake(
     "label-smoothing-ignored",
-    "the label_smoothing argument ignored",
-    """With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q, for integer
+    N_("the label_smoothing argument ignored"),
+    N_("""With label_smoothing = eps the target is (1 - eps) * q + eps / C, not q, for integer
     labels and probability targets alike. The function accepts the argument and must use
-    it, for every kind of target, in the loss and in the gradient.""",
-    _CHAPTER, "Soft targets and label smoothing",
+    it, for every kind of target, in the loss and in the gradient."""),
+    _CHAPTER, N_("Soft targets and label smoothing"),
 )
 
 CE_SOFT_TARGETS_ARGMAX = mistake(
     "soft-targets-collapsed",
-    "soft targets collapsed to their most likely class",
-    """A probability target such as (0.7, 0.2, 0.1) is a distribution, and cross-entropy
+    N_("soft targets collapsed to their most likely class"),
+    N_("""A probability target such as (0.7, 0.2, 0.1) is a distribution, and cross-entropy
     uses all of it: -sum_c q_c log p_c. Replacing it by the one-hot vector of its arg max
-    throws away what the soft target says about the other classes.""",
-    _CHAPTER, "Soft targets and label smoothing",
+    throws away what the soft target says about the other classes."""),
+    _CHAPTER, N_("Soft targets and label smoothing"),
 )
 
 CE_GRAD_THROUGH_PROBABILITIES = mistake(
     "ce-grad-through-probabilities",
-    "the gradient computed through the probabilities, -q / p, then the softmax Jacobian",
-    """In exact arithmetic p * (g - <g, p>) with g = -q / p is p - q. In floating point, a
+    N_("the gradient computed through the probabilities, -q / p, then the softmax Jacobian"),
+    N_("""In exact arithmetic p * (g - <g, p>) with g = -q / p is p - q. In floating point, a
     probability that has underflowed to 0 makes -q / p infinite and 0 * inf = nan, for
     exactly the confident predictions where the gradient matters most. Compute p - q
-    directly: it never divides by a probability.""",
-    _CHAPTER, "The gradient, derived twice",
+    directly: it never divides by a probability."""),
+    _CHAPTER, N_("The gradient, derived twice"),
 )
 
 DW_TRANSPOSED = mistake(
     "dw-transposed",
-    "dW transposed, (P - Y)^T X instead of X^T (P - Y)",
-    """W has shape (D, C), so dW must too. With Z = X W + b, dZ = (P - Y) / N has shape
+    N_("dW transposed, (P - Y)^T X instead of X^T (P - Y)"),
+    N_("""W has shape (D, C), so dW must too. With Z = X W + b, dZ = (P - Y) / N has shape
     (N, C), and dW = X^T dZ: (D, N) times (N, C). Check every gradient's shape against its
-    parameter's.""",
-    _CHAPTER, "Softmax regression",
+    parameter's."""),
+    _CHAPTER, N_("Softmax regression"),
 )
 
 REG_GRADIENT_FACTOR_TWO = mistake(
     "reg-gradient-factor-two",
-    "the regularisation gradient 2 reg W for a loss with 0.5 reg ||W||^2",
-    """The derivative of 0.5 * reg * sum(W**2) is reg * W: the 0.5 is there precisely to
+    N_("the regularisation gradient 2 reg W for a loss with 0.5 reg ||W||^2"),
+    N_("""The derivative of 0.5 * reg * sum(W**2) is reg * W: the 0.5 is there precisely to
     cancel the 2 of the square. 2 * reg * W is the gradient of reg * sum(W**2), which is not
-    the loss you computed.""",
-    _CHAPTER, "Softmax regression",
+    the loss you computed."""),
+    _CHAPTER, N_("Softmax regression"),
 )
 
 REG_GRADIENT_MISSING = mistake(
     "reg-gradient-missing",
-    "the regularisation term in the loss but not in the gradient",
-    """Every term of the loss contributes to its gradient: 0.5 * reg * sum(W**2) adds
-    reg * W to dW. A gradient without it belongs to another loss.""",
-    _CHAPTER, "Softmax regression",
+    N_("the regularisation term in the loss but not in the gradient"),
+    N_("""Every term of the loss contributes to its gradient: 0.5 * reg * sum(W**2) adds
+    reg * W to dW. A gradient without it belongs to another loss."""),
+    _CHAPTER, N_("Softmax regression"),
 )
 
 LOG_OF_PROBABILITY = mistake(
     "log-of-probability",
-    "a loss that takes the logarithm of a probability",
-    """-np.log(probs[range(N), y]) (or np.log(softmax(logits))) is +inf as soon as the
+    N_("a loss that takes the logarithm of a probability"),
+    N_("""-np.log(probs[range(N), y]) (or np.log(softmax(logits))) is +inf as soon as the
     probability of a class has underflowed to 0, which happens for every confident wrong
     prediction: with logits (0, -800) and label 1 the probability is exp(-800), below the
     smallest float, while the loss is an ordinary number, about 800. Compute the loss from the
     logits in the log domain: log-sum-exp(z) - z_y, or -sum(q * log_softmax(z)); it never takes
-    the logarithm of a probability.""",
-    _CHAPTER, "From likelihood to cross-entropy",
+    the logarithm of a probability."""),
+    _CHAPTER, N_("From likelihood to cross-entropy"),
 )
 
 GRADIENT_TRANSPOSED = mistake(
     "gradient-transposed",
-    "a gradient returned transposed",
-    """A gradient has the shape of what it differentiates: the gradient with respect to logits of
+    N_("a gradient returned transposed"),
+    N_("""A gradient has the shape of what it differentiates: the gradient with respect to logits of
     shape (N, C) has shape (N, C), and dW has the shape (D, C) of W. A transposed result, such as
     (P - Y).T / N, holds the right numbers in the wrong places; check each gradient's shape
-    against its variable's.""",
-    _CHAPTER, "Softmax regression",
+    against its variable's."""),
+    _CHAPTER, N_("Softmax regression"),
 )
 
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
+from softgrad.i18n import N_
 from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 from softgrad.mistakes.inside import variants
 from softgrad.mistakes.softmax import SOFTMAX_NO_KEEPDIMS, SOFTMAX_WRONG_AXIS
 
 __all__ = [
     "JACOBIAN_DIAGONAL_ONLY", "JACOBIAN_OFF_DIAGONAL_ONLY", "JACOBIAN_SIGN_FLIPPED", "VJP_MISSING_INNER_PRODUCT",
-    "VJP_INNER_PRODUCT_OVER_BATCH", "VJP_BUILDS_JACOBIAN"
+    "VJP_INNER_PRODUCT_OVER_BATCH", "VJP_BUILDS_JACOBIAN", "LOG_SOFTMAX_VJP_TRANSPOSED"
 ]
 
 
@@ -19,57 +20,68 @@ _CHAPTER = "03_jacobian"
 
 JACOBIAN_DIAGONAL_ONLY = mistake(
     "jacobian-diagonal-only",
-    "the Jacobian's diagonal p_i (1 - p_i) only, as if softmax acted entry by entry",
-    """This derivation, widely copied on the web, differentiates p_i only with respect to its
+    N_("the Jacobian's diagonal p_i (1 - p_i) only, as if softmax acted entry by entry"),
+    N_("""This derivation, widely copied on the web, differentiates p_i only with respect to its
     own z_i. But every z_j appears in the denominator sum_k exp(z_k), so p_i depends on all
     of them: d p_i / d z_j = -p_i p_j for j != i. The full Jacobian is diag(p) - p p^T, and
-    the gradient of a loss is p * (g - <g, p>), not g * p * (1 - p).""",
-    _CHAPTER, "A widely copied wrong derivation",
+    the gradient of a loss is p * (g - <g, p>), not g * p * (1 - p)."""),
+    _CHAPTER, N_("A widely copied wrong derivation"),
 )
 
 JACOBIAN_OFF_DIAGONAL_ONLY = mistake(
     "jacobian-off-diagonal-only",
-    "the Jacobian's off-diagonal term -p_i p_j only, without the diagonal p_i",
-    """The quotient rule gives two terms: d p_i / d z_j = delta_ij p_i - p_i p_j. The first
+    N_("the Jacobian's off-diagonal term -p_i p_j only, without the diagonal p_i"),
+    N_("""The quotient rule gives two terms: d p_i / d z_j = delta_ij p_i - p_i p_j. The first
     term, from differentiating the numerator exp(z_i), is there only when j = i; dropping it
     leaves -p p^T (and zeroing the diagonal as well leaves nothing right at all on it).
-    Keep both: J = diag(p) - p p^T, whose diagonal is p_i (1 - p_i).""",
-    _CHAPTER, "The quotient rule, step by step",
+    Keep both: J = diag(p) - p p^T, whose diagonal is p_i (1 - p_i)."""),
+    _CHAPTER, N_("The quotient rule, step by step"),
 )
 
 JACOBIAN_SIGN_FLIPPED = mistake(
     "jacobian-sign-flipped",
-    "the Jacobian with its sign flipped, p p^T - diag(p)",
-    """Raising z_i raises p_i, so the diagonal entries d p_i / d z_i = p_i (1 - p_i) are
+    N_("the Jacobian with its sign flipped, p p^T - diag(p)"),
+    N_("""Raising z_i raises p_i, so the diagonal entries d p_i / d z_i = p_i (1 - p_i) are
     positive, and raising z_j lowers every other p_i, so the off-diagonal entries are
-    negative. The quotient rule is (u'v - uv') / v^2: numerator derivative first.""",
-    _CHAPTER, "The quotient rule, step by step",
+    negative. The quotient rule is (u'v - uv') / v^2: numerator derivative first."""),
+    _CHAPTER, N_("The quotient rule, step by step"),
 )
 
 VJP_MISSING_INNER_PRODUCT = mistake(
     "vjp-missing-inner-product",
-    "a vector-Jacobian product that forgets the <g, p> term",
-    """g^T J = g^T (diag(p) - p p^T) = p * g - p * <g, p>. The second term comes from the
-    off-diagonal entries of J; without it, p * g is the product with diag(p) alone.""",
-    _CHAPTER, "The vector–Jacobian product",
+    N_("a vector-Jacobian product that forgets the <g, p> term"),
+    N_("""g^T J = g^T (diag(p) - p p^T) = p * g - p * <g, p>. The second term comes from the
+    off-diagonal entries of J; without it, p * g is the product with diag(p) alone."""),
+    _CHAPTER, N_("The vector–Jacobian product"),
 )
 
 VJP_INNER_PRODUCT_OVER_BATCH = mistake(
     "vjp-inner-product-over-batch",
-    "the inner product <g, p> summed over the whole batch instead of each row",
-    """Every row of a batch has its own softmax and its own Jacobian, so <g, p> is one
+    N_("the inner product <g, p> summed over the whole batch instead of each row"),
+    N_("""Every row of a batch has its own softmax and its own Jacobian, so <g, p> is one
     number per row: np.sum(g * p, axis=axis, keepdims=True). np.sum(g * p) adds the rows
-    together and mixes the examples of the batch.""",
-    _CHAPTER, "Batches and other axes",
+    together and mixes the examples of the batch."""),
+    _CHAPTER, N_("Batches and other axes"),
 )
 
 VJP_BUILDS_JACOBIAN = mistake(
     "vjp-builds-jacobian",
-    "a vector-Jacobian product that builds the n x n Jacobian",
-    """Forming J costs n^2 memory and time: 80 GB for n = 100,000 in float64. The whole point
-    of the vector-Jacobian product is that p * (g - <g, p>) needs only a few arrays of size n.
-    Compute it directly from p and g, without np.diag, np.outer or an (n, n) einsum.""",
-    _CHAPTER, "The vector–Jacobian product",
+    N_("a vector-Jacobian product that builds the n x n Jacobian"),
+    N_("""Forming J costs n^2 memory and time: 80 GB for n = 100,000 in float64. The whole point
+    of a vector-Jacobian product is that it needs only a few arrays of size n: multiply out
+    g^T J by hand once, and compute the result directly from p and g, without np.eye, np.diag,
+    np.outer or an (n, n) einsum."""),
+    _CHAPTER, N_("The vector–Jacobian product"),
+)
+
+LOG_SOFTMAX_VJP_TRANSPOSED = mistake(
+    "log-softmax-vjp-transposed",
+    N_("the product with the untransposed Jacobian of log-softmax, K g = g - <g, p>"),
+    N_("""A vector-Jacobian product multiplies by the transpose: entry j of K^T g sums g_i K_ij over
+    the outputs i. Softmax's Jacobian is symmetric, so there the two products agree and the
+    mistake hides; log-softmax's is K = I - 1 p^T, not symmetric. K g subtracts the same number
+    <g, p> from every entry; K^T g = g - p * sum(g) subtracts a multiple of p."""),
+    _CHAPTER, N_("The transposed-Jacobian trap"),
 )
 
 
@@ -179,3 +191,46 @@ def _vjp_of(probabilities):
 for _inner in variants():
     reproduces(_inner.mistake, "softmax_jacobian", also=_inner.also)(_jacobian_of(_inner.probabilities))
     reproduces(_inner.mistake, "softmax_vjp", also=_inner.also)(_vjp_of(_inner.probabilities))
+
+
+# ---- the log-softmax VJP: the trap of the transposed Jacobian -------------------------------
+
+@reproduces(LOG_SOFTMAX_VJP_TRANSPOSED, "log_softmax_vjp")
+def _log_softmax_vjp_transposed(z, g, axis=-1):
+    p = reference.softmax(z, axis=axis)
+    return g - np.sum(g * p, axis=axis, keepdims=True)
+
+
+@reproduces(JACOBIAN_SIGN_FLIPPED, "log_softmax_vjp")
+def _log_softmax_vjp_sign_flipped(z, g, axis=-1):
+    return -reference.log_softmax_vjp(z, g, axis=axis)
+
+
+@reproduces(SOFTMAX_WRONG_AXIS, "log_softmax_vjp")
+def _log_softmax_vjp_sum_on_last_axis(z, g, axis=-1):
+    return g - reference.softmax(z, axis=axis) * np.sum(g, axis=-1, keepdims=True)
+
+
+@reproduces(SOFTMAX_NO_KEEPDIMS, "log_softmax_vjp")
+def _log_softmax_vjp_sum_without_keepdims(z, g, axis=-1):
+    return g - reference.softmax(z, axis=axis) * np.sum(g, axis=axis)
+
+
+@reproduces(VJP_BUILDS_JACOBIAN, "log_softmax_vjp")
+def _log_softmax_vjp_through_the_jacobian(z, g, axis=-1):
+    # Right values, wrong cost: recognised only by the memory it needs on a large input.
+    p = np.moveaxis(reference.softmax(z, axis=axis), axis, -1)
+    jacobian = np.eye(p.shape[-1]) - p[..., None, :]  # K = I - 1 p^T, row after row
+    return np.moveaxis(np.einsum("...i,...ij->...j", np.moveaxis(g, axis, -1), jacobian), -1, axis)
+
+
+def _log_softmax_vjp_of(probabilities):
+    def log_softmax_vjp(z, g, axis=-1):
+        p = np.moveaxis(probabilities(np.moveaxis(in_its_dtype(z), axis, -1)), -1, axis)
+        return g - p * np.sum(g, axis=axis, keepdims=True)
+
+    return log_softmax_vjp
+
+
+for _inner in variants():
+    reproduces(_inner.mistake, "log_softmax_vjp", also=_inner.also)(_log_softmax_vjp_of(_inner.probabilities))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from softgrad import reference
+from softgrad.i18n import N_
 from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 from softgrad.mistakes.cross_entropy import (
     CE_GRAD_NO_BATCH_MEAN,
@@ -33,66 +34,66 @@ _CHAPTER = "07_pytorch"
 
 BACKWARD_IGNORES_GRAD_OUTPUT = mistake(
     "backward-ignores-grad-output",
-    "a backward that ignores grad_output",
-    """backward(ctx, grad_output) receives dL/d(output) for whatever loss L the caller
+    N_("a backward that ignores grad_output"),
+    N_("""backward(ctx, grad_output) receives dL/d(output) for whatever loss L the caller
     builds on top of your function, and must return grad_output times the local gradient
     (the chain rule). Returning the local gradient alone is right only when your output is
     the final loss and nothing scales it: (3 * loss).backward(), a weighted sum of losses,
     or gradient scaling in mixed precision all give wrong gradients. Multiply by
-    grad_output.""",
-    _CHAPTER, "A hand-written backward",
+    grad_output."""),
+    _CHAPTER, N_("A hand-written backward"),
 )
 
 BACKWARD_GRAD_FOR_TARGET = mistake(
     "backward-grad-for-target",
-    "a backward that returns a gradient for the integer target",
-    """backward returns one value per input of forward, in the same order: a gradient for
+    N_("a backward that returns a gradient for the integer target"),
+    N_("""backward returns one value per input of forward, in the same order: a gradient for
     the logits, and None for the target, which holds class indices. An integer tensor has no
     gradient; PyTorch drops what you return in its place without a word, so the mistake
-    hides until the target is a float tensor. Return (grad_logits, None).""",
-    _CHAPTER, "A hand-written backward",
+    hides until the target is a float tensor. Return (grad_logits, None)."""),
+    _CHAPTER, N_("A hand-written backward"),
 )
 
 FORBIDDEN_CALL_IN_FUNCTION = mistake(
     "autograd-inside-function",
-    "PyTorch's loss functions or autograd called inside the hand-written Function",
-    """The point of a custom autograd.Function is that you write the forward and the
+    N_("PyTorch's loss functions or autograd called inside the hand-written Function"),
+    N_("""The point of a custom autograd.Function is that you write the forward and the
     backward yourself. Calling F.cross_entropy, F.nll_loss or F.log_softmax in forward, or
     torch.autograd.grad / .backward() inside backward, hands the work back to PyTorch.
     Compute the loss from logsumexp (with the max shift) and the gradient as
-    grad_output * (softmax(logits) - onehot(target)) / N.""",
-    _CHAPTER, "A hand-written backward",
+    grad_output * (softmax(logits) - onehot(target)) / N."""),
+    _CHAPTER, N_("A hand-written backward"),
 )
 
 FUNCTION_NOT_APPLIED = mistake(
     "function-not-applied",
-    "softmax_cross_entropy does not go through SoftmaxCrossEntropy.apply",
-    """A custom Function is used through its apply method: SoftmaxCrossEntropy.apply(logits,
+    N_("softmax_cross_entropy does not go through SoftmaxCrossEntropy.apply"),
+    N_("""A custom Function is used through its apply method: SoftmaxCrossEntropy.apply(logits,
     target). Calling forward directly, or computing the loss with other tensor code, never
     records your backward in the graph, so PyTorch differentiates something else (or
-    nothing: the loss has no grad_fn).""",
-    _CHAPTER, "A hand-written backward",
+    nothing: the loss has no grad_fn)."""),
+    _CHAPTER, N_("A hand-written backward"),
 )
 
 HOST_ROUND_TRIP = mistake(
     "host-round-trip",
-    "the Function goes through NumPy (.numpy(), np.asarray)",
-    """.numpy() works only for tensors in CPU memory: on a GPU the same code raises
+    N_("the Function goes through NumPy (.numpy(), np.asarray)"),
+    N_(""".numpy() works only for tensors in CPU memory: on a GPU the same code raises
     "can't convert cuda:0 device type tensor to numpy", and on the CPU it steps outside
     PyTorch, so the result loses its device and dtype unless rebuilt by hand. Use torch
     operations throughout (torch.logsumexp, torch.softmax, gather, scatter or indexing),
-    and create new tensors with device=logits.device.""",
-    _CHAPTER, "Traps on a GPU",
+    and create new tensors with device=logits.device."""),
+    _CHAPTER, N_("Traps on a GPU"),
 )
 
 DEVICE_PREFERENCE = mistake(
     "device-preference",
-    "the devices tried in the wrong order, or a device that does not exist",
-    """pick_device must return the best device that exists on the machine it runs on:
+    N_("the devices tried in the wrong order, or a device that does not exist"),
+    N_("""pick_device must return the best device that exists on the machine it runs on:
     CUDA if torch.cuda.is_available(), else Apple's MPS if torch.backends.mps.is_available(),
     else the CPU. Hard-coding "cuda" fails on every machine without an NVIDIA GPU, and
-    always returning the CPU wastes the GPU that a reader (or Colab) has.""",
-    _CHAPTER, "One device value",
+    always returning the CPU wastes the GPU that a reader (or Colab) has."""),
+    _CHAPTER, N_("One device value"),
 )
 
 

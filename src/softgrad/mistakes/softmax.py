@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 
 from softgrad import reference
+from softgrad.i18n import N_
 from softgrad.mistakes.catalogue import in_its_dtype, mistake, reproduces
 
 __all__ = [
@@ -20,128 +21,128 @@ _CHAPTER = "01_softmax"
 
 MUTATES_INPUT = mistake(
     "mutates-input",
-    "the function modifies its input array",
-    """An in-place operation such as `z -= z.max(axis=axis, keepdims=True)` changes the
+    N_("the function modifies its input array"),
+    N_("""An in-place operation such as `z -= z.max(axis=axis, keepdims=True)` changes the
     caller's array. The caller still needs the original logits (to compute a loss, or a
     gradient), and a function that silently edits them causes bugs far away from the cause.
-    Write `z = z - z.max(axis=axis, keepdims=True)`, which makes a new array.""",
-    _CHAPTER, "Batches and axes",
+    Write `z = z - z.max(axis=axis, keepdims=True)`, which makes a new array."""),
+    _CHAPTER, N_("Batches and axes"),
 )
 
 SOFTMAX_NO_MAX_SHIFT = mistake(
     "softmax-no-max-shift",
-    "softmax without subtracting the maximum",
-    """`np.exp(z)` overflows to inf once z exceeds about 709.78 in float64 (88.72 in
+    N_("softmax without subtracting the maximum"),
+    N_("""`np.exp(z)` overflows to inf once z exceeds about 709.78 in float64 (88.72 in
     float32, 11.09 in float16), and inf / inf is nan; for very negative logits every exp
     underflows to 0, and 0 / 0 is nan too. Softmax is shift invariant, so subtract each
     row's maximum first: then the largest exponent is exp(0) = 1, nothing can overflow, and
-    the sum is at least 1.""",
-    _CHAPTER, "The max trick",
+    the sum is at least 1."""),
+    _CHAPTER, N_("The max trick"),
 )
 
 SOFTMAX_GLOBAL_MAX = mistake(
     "global-max-shift",
-    "subtracting the maximum of the whole batch instead of each row's maximum",
-    """With `z - z.max()` a row whose logits are all far below the batch's maximum
+    N_("subtracting the maximum of the whole batch instead of each row's maximum"),
+    N_("""With `z - z.max()` a row whose logits are all far below the batch's maximum
     underflows: every exp in that row becomes 0, the row sums to 0, and 0 / 0 is nan (or
     log(0) = -inf). Take the maximum along the softmax axis with
-    `z.max(axis=axis, keepdims=True)`, so that every row has its own largest entry at 0.""",
-    _CHAPTER, "Batches and axes",
+    `z.max(axis=axis, keepdims=True)`, so that every row has its own largest entry at 0."""),
+    _CHAPTER, N_("Batches and axes"),
 )
 
 SOFTMAX_CLIP = mistake(
     "clip-logits",
-    "clipping the logits instead of shifting them",
-    """`np.clip(z, -c, c)` avoids the overflow but changes the answer: two logits 1000 and
+    N_("clipping the logits instead of shifting them"),
+    N_("""`np.clip(z, -c, c)` avoids the overflow but changes the answer: two logits 1000 and
     999 both become c, so the probabilities come out equal instead of 0.73 and 0.27.
     Softmax depends only on the differences between logits; subtracting the maximum keeps
-    every difference, clipping destroys them.""",
-    _CHAPTER, "The max trick",
+    every difference, clipping destroys them."""),
+    _CHAPTER, N_("The max trick"),
 )
 
 SOFTMAX_WRONG_AXIS = mistake(
     "wrong-axis",
-    "normalising over the wrong axis",
-    """Softmax works along `axis` (the last axis by default) and nowhere else: the
+    N_("normalising over the wrong axis"),
+    N_("""Softmax works along `axis` (the last axis by default) and nowhere else: the
     probabilities sum to one along it, and every reduction built on them (the maximum, the
     sum, the inner product <g, p>) runs along it too. Normalising over axis 0, over the whole
     array, or ignoring the `axis` argument gives arrays that look plausible but are not
-    distributions over the classes. Pass `axis=axis` to every reduction.""",
-    _CHAPTER, "Batches and axes",
+    distributions over the classes. Pass `axis=axis` to every reduction."""),
+    _CHAPTER, N_("Batches and axes"),
 )
 
 SOFTMAX_NO_KEEPDIMS = mistake(
     "missing-keepdims",
-    "a reduction without keepdims=True, broadcast against the wrong axis",
-    """A reduction along an axis (a maximum, a sum, an inner product such as
+    N_("a reduction without keepdims=True, broadcast against the wrong axis"),
+    N_("""A reduction along an axis (a maximum, a sum, an inner product such as
     np.sum(g * p, axis=axis)) without keepdims=True loses that axis: for an (N, C) batch it
     has shape (N,), not (N, 1). Subtracting, dividing or multiplying by it then broadcasts
     along the last axis, so entry [i, j] is combined with row j's value instead of row
     i's. For a square batch this runs without an error and gives wrong numbers. Use
-    `keepdims=True`.""",
-    _CHAPTER, "Batches and axes",
+    `keepdims=True`."""),
+    _CHAPTER, N_("Batches and axes"),
 )
 
 LOG_OF_SOFTMAX = mistake(
     "log-of-softmax",
-    "log(softmax(z)) instead of a log-softmax",
-    """For a confident prediction the small probabilities underflow to exactly 0 (exp(-800)
+    N_("log(softmax(z)) instead of a log-softmax"),
+    N_("""For a confident prediction the small probabilities underflow to exactly 0 (exp(-800)
     is below half the smallest positive float64, so it rounds to 0), and log(0) is -inf,
     although the true log-probability is an ordinary number such as -800. Compute it in the
-    log domain: log_softmax(z) = z - logsumexp(z), with the shift inside logsumexp.""",
-    _CHAPTER, "Why log(softmax(z)) is wrong",
+    log domain: log_softmax(z) = z - logsumexp(z), with the shift inside logsumexp."""),
+    _CHAPTER, N_("Why log(softmax(z)) is wrong"),
 )
 
 LOGSUMEXP_NO_SHIFT = mistake(
     "logsumexp-no-shift",
-    "log-sum-exp without the shift",
-    """`np.log(np.sum(np.exp(z)))` overflows to inf for large logits and gives log(0) = -inf
+    N_("log-sum-exp without the shift"),
+    N_("""`np.log(np.sum(np.exp(z)))` overflows to inf for large logits and gives log(0) = -inf
     for very negative ones. Use logsumexp(z) = m + log(sum(exp(z - m))) with m the maximum
-    along the axis.""",
-    _CHAPTER, "Log-sum-exp and log-softmax",
+    along the axis."""),
+    _CHAPTER, N_("Log-sum-exp and log-softmax"),
 )
 
 LOGSUMEXP_SHIFT_NOT_ADDED_BACK = mistake(
     "logsumexp-shift-not-added-back",
-    "log-sum-exp that subtracts the maximum but forgets to add it back",
-    """log(sum(exp(z - m))) is logsumexp(z) - m, not logsumexp(z). The identity is
+    N_("log-sum-exp that subtracts the maximum but forgets to add it back"),
+    N_("""log(sum(exp(z - m))) is logsumexp(z) - m, not logsumexp(z). The identity is
     logsumexp(z) = m + log(sum(exp(z - m))): add m back at the end. For log-softmax the m
     goes to z instead: log_softmax(z) = (z - m) - log(sum(exp(z - m))), so subtract it from
-    z as well as inside the sum.""",
-    _CHAPTER, "Log-sum-exp and log-softmax",
+    z as well as inside the sum."""),
+    _CHAPTER, N_("Log-sum-exp and log-softmax"),
 )
 
 
 SHIFT_NOT_BY_MAX = mistake(
     "shift-not-by-max",
-    "shifting by the minimum or the mean instead of the maximum",
-    """Any shift leaves softmax unchanged in exact arithmetic, but only the maximum makes
+    N_("shifting by the minimum or the mean instead of the maximum"),
+    N_("""Any shift leaves softmax unchanged in exact arithmetic, but only the maximum makes
     it safe in floating point: after subtracting the maximum every exponent is at most 0.
     After subtracting the mean or the minimum, a row such as [800, 0, -800] still has an
-    exponent of 800 or 1600, which overflows to inf.""",
-    _CHAPTER, "The max trick",
+    exponent of 800 or 1600, which overflows to inf."""),
+    _CHAPTER, N_("The max trick"),
 )
 
 DENOMINATOR_EPSILON = mistake(
     "denominator-epsilon",
-    "a small constant added to the denominator",
-    """After subtracting the maximum, the denominator sum(exp(z - m)) is at least 1 (its
+    N_("a small constant added to the denominator"),
+    N_("""After subtracting the maximum, the denominator sum(exp(z - m)) is at least 1 (its
     largest term is exp(0) = 1), so it can never be 0 and needs no guard. A constant such
     as 1e-7 only makes the probabilities too small by that relative amount, so that they no
-    longer sum to one; drop it.""",
-    _CHAPTER, "The max trick",
+    longer sum to one; drop it."""),
+    _CHAPTER, N_("The max trick"),
 )
 
 DTYPE_NOT_KEPT = mistake(
     "dtype-not-kept",
-    "a result in another floating dtype than the input's",
-    """The course's functions return their input's floating dtype: float32 in, float32 out
+    N_("a result in another floating dtype than the input's"),
+    N_("""The course's functions return their input's floating dtype: float32 in, float32 out
     (integers give float64). NumPy keeps float32 through np.exp, np.max and arithmetic between
     float32 arrays, but np.zeros, np.ones, np.eye and np.full make float64 arrays unless given
     dtype=..., and mixing one into a float32 computation promotes the result to float64 (an
     explicit astype or asarray(..., dtype=np.float64) does the same). Create arrays with the
-    data's dtype (dtype=z.dtype, or np.zeros_like(z)).""",
-    _CHAPTER, "Keeping the input's dtype",
+    data's dtype (dtype=z.dtype, or np.zeros_like(z))."""),
+    _CHAPTER, N_("Keeping the input's dtype"),
 )
 
 

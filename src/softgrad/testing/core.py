@@ -11,7 +11,9 @@ from types import GeneratorType
 
 import numpy as np
 
-from softgrad._failures import fail, format_pair, format_value, plural, worst_entries
+from softgrad import _failures
+from softgrad._failures import fail, format_pair, format_value
+from softgrad.i18n import _, ngettext
 from softgrad.mistakes import DTYPE_NOT_KEPT, MUTATES_INPUT, Mistake, suspects
 from softgrad.testing.diagnosis import Evidence, batch_positions, copy_arg, name_errors, name_mistakes, run_quietly
 
@@ -55,10 +57,11 @@ def forward_tolerance(dtype: np.dtype | type, terms: int, scale: float,
 def describe_array(name: str, x: object) -> str:
     """``z of shape (2, 3), dtype float32, values in [-1000, 3]`` (for messages)."""
     if isinstance(x, np.ndarray):
-        text = f"{name} of shape {x.shape}, dtype {x.dtype}"
         if x.size and np.issubdtype(x.dtype, np.number):
-            text += f", values in [{format_value(np.min(x))}, {format_value(np.max(x))}]"
-        return text
+            # TRANSLATORS: an input in a message: "z of shape (2, 3), dtype float32, values in [-1000, 3]"
+            return _("{name} of shape {shape}, dtype {dtype}, values in [{low}, {high}]").format(
+                name=name, shape=x.shape, dtype=x.dtype, low=format_value(np.min(x)), high=format_value(np.max(x)))
+        return _("{name} of shape {shape}, dtype {dtype}").format(name=name, shape=x.shape, dtype=x.dtype)
     return f"{name} = {x!r}"
 
 
@@ -101,67 +104,78 @@ def call_student(
         try:
             value = function(*passed, **kwargs)
         except NotImplementedError as error:
-            fail(f"{call} raised NotImplementedError: replace `raise NotImplementedError()` "
-                 "with your implementation.", error)
+            fail(_("{call} raised NotImplementedError: replace `raise NotImplementedError()` with your "
+                   "implementation.").format(call=call), error)
         except MemoryError as error:
             inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
                                for i, a in enumerate(args))
-            message = (f"{call} ran out of memory ({error}) on {inputs}. A function whose result "
-                       "has the size of its input should need only a few arrays of that size.")
+            message = _("{call} ran out of memory ({error}) on {inputs}. A function whose result has the size of "
+                        "its input should need only a few arrays of that size.").format(
+                call=call, error=error, inputs=inputs)
             for mistake in name_errors(error, mistakes or {}, args, kwargs):
                 message += "\n" + mistake.describe()
             fail(message, error)
         except Exception as error:
             inputs = "; ".join(describe_array(arg_names[i] if i < len(arg_names) else f"arg{i}", a)
                                for i, a in enumerate(args))
-            message = f"{call} raised {type(error).__name__}: {error}\n  The input was: {inputs}."
+            message = _("{call} raised {error_type}: {error}\n  The input was: {inputs}.").format(
+                call=call, error_type=type(error).__name__, error=error, inputs=inputs)
             for mistake in name_errors(error, mistakes or {}, args, kwargs):
                 message += "\n" + mistake.describe()
             fail(message, error)
     for i, (original, given) in enumerate(zip(args, passed, strict=True)):
         if isinstance(original, np.ndarray) and not np.array_equal(original, given, equal_nan=True):
-            arg = arg_names[i] if i < len(arg_names) else f"argument {i}"
-            fail(f"{call} modified its input {arg}: it must leave the caller's array unchanged.\n"
-                 + MUTATES_INPUT.describe())
+            arg = arg_names[i] if i < len(arg_names) else _("argument {number}").format(number=i)
+            fail(_("{call} modified its input {argument}: it must leave the caller's array unchanged.").format(
+                call=call, argument=arg) + "\n" + MUTATES_INPUT.describe())
     messages = [f"{w.category.__name__}: {w.message}" for w in caught]
     return StudentCall(value, list(dict.fromkeys(messages)))
 
 
-def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | None = None) -> str | None:
+def result_problem(value: object, *, shape: tuple[int, ...], dtype: np.dtype | None = None,
+                   part: bool = False) -> str | None:
     """What is wrong with a result's type, shape or dtype (a phrase after "f(z) ..."), or None.
 
     Accepted: a plain ``np.ndarray``, a NumPy floating scalar, or (for float64 results) a
     Python float. Rejected: lists, tensors, array subclasses, other shapes, other dtypes.
+    The phrase starts "returned ..."; with ``part`` (the subject is one part of a result, "dW from
+    f(...)"), "is ...".
     """
+    # TRANSLATORS: {verb} is one of the two messages "returned" and "is", for "f(z) returned ..." and "dW is ..."
+    verb = _("is") if part else _("returned")
     if type(value) is np.ndarray:
         arr = value
     elif isinstance(value, np.floating) or (type(value) is float and (dtype is None or dtype == np.float64)):
         arr = np.asarray(value)
     elif isinstance(value, np.ndarray):
-        return (f"returned a {type(value).__name__}, a subclass of np.ndarray; return a plain NumPy "
-                "array (np.asarray(result) makes one).")
+        return _("{verb} a {type}, a subclass of np.ndarray; return a plain NumPy array (np.asarray(result) makes "
+                 "one).").format(verb=verb, type=type(value).__name__)
     else:
-        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
-        return f"returned {kind}; it should return a NumPy array of shape {shape}."
+        kind = _("None (is a `return` missing?)") if value is None else _("a {type}").format(type=type(value).__name__)
+        return _("{verb} {kind}; it should return a NumPy array of shape {shape}.").format(
+            verb=verb, kind=kind, shape=shape)
     if arr.shape != shape:
         hint = ""
         squeezed = tuple(d for d in arr.shape if d != 1)
         if arr.ndim == len(shape) + 1 and squeezed == tuple(d for d in shape if d != 1):
-            hint = " It looks like keepdims=True was used where the axis should be removed."
+            hint = _(" It looks like keepdims=True was used where the axis should be removed.")
         elif arr.ndim == 2 and len(shape) == 2 and arr.shape == shape[::-1]:
-            hint = (" That is the transposed shape: check the order of the factors of a matrix product "
-                    "(a gradient has the shape of what it differentiates).")
+            hint = _(" That is the transposed shape: check the order of the factors of a matrix product (a gradient "
+                     "has the shape of what it differentiates).")
         elif arr.size == int(np.prod(shape)):
-            hint = " The number of entries is right but the shape is not: check your reshapes and keepdims."
-        return f"returned an array of shape {arr.shape}; expected shape {shape}.{hint}"
+            hint = _(" The number of entries is right but the shape is not: check your reshapes and keepdims.")
+        return _("{verb} an array of shape {actual}; expected shape {shape}.{hint}").format(
+            verb=verb, actual=arr.shape, shape=shape, hint=hint)
     if not np.issubdtype(arr.dtype, np.floating):
-        return f"returned dtype {arr.dtype}; expected a floating-point array" + (
-            f" of dtype {dtype}." if dtype is not None else ".")
+        if dtype is not None:
+            return _("{verb} dtype {actual}; expected a floating-point array of dtype {dtype}.").format(
+                verb=verb, actual=arr.dtype, dtype=dtype)
+        return _("{verb} dtype {actual}; expected a floating-point array.").format(verb=verb, actual=arr.dtype)
     if dtype is not None and arr.dtype != dtype:
-        return (f"returned dtype {arr.dtype}, but its input has dtype {dtype}: return the input's "
-                "floating dtype (integer inputs give float64). A common cause: np.eye, np.zeros and "
-                "np.ones make float64 arrays unless given dtype=..., and mixing one into a float32 "
-                "computation promotes the result to float64.")
+        return _("{verb} dtype {actual}, but its input has dtype {dtype}: return the input's floating dtype (integer "
+                 "inputs give float64). A common cause: np.eye, np.zeros and np.ones make float64 arrays unless "
+                 "given dtype=..., and mixing one into a float32 computation promotes the result to float64.").format(
+            verb=verb, actual=arr.dtype, dtype=dtype)
     return None
 
 
@@ -205,7 +219,7 @@ def check_against_reference(
     known = suspects(name) if mistakes is None else mistakes
     outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
     call = _call_text(name, args, kwargs, arg_names)
-    what = f"{call} with {describe_array(arg_names[0], args[0])}" + (f" ({case})" if case else "")
+    what = _("{call} with {inputs}").format(call=call, inputs=describe_array(arg_names[0], args[0])) + _case(case)
     _judge(outcome.value, expected, what=what, dtype=expected_dtype(args[0]), strict_dtype=strict_dtype,
            evidence=Evidence(known, tuple(args), dict(kwargs), student=function,
                              rows=batch_positions(args, arg_names, kwargs)),
@@ -267,22 +281,31 @@ def _judge(
 
     if actual.ndim == 0:
         mine, right = format_pair(float(actual), float(expected))
-        lines = [f"{what} is {mine}, but the correct value is {right}."]
+        lines = [_("{what} is {mine}, but the correct value is {right}.").format(what=what, mine=mine, right=right)]
     else:
         wrong = int(np.size(ok) - np.count_nonzero(ok))
-        lines = [f"{what} is wrong in {wrong} of {plural(int(np.size(ok)), 'entry', 'entries')}."]
+        count = int(np.size(ok))
+        lines = [ngettext("{what} is wrong in {wrong} of {count} entry.",
+                          "{what} is wrong in {wrong} of {count} entries.", count).format(what=what, wrong=wrong,
+                                                                                         count=count)]
         nonfinite = int(np.count_nonzero(~np.isfinite(actual) & np.isfinite(expected)))
         if nonfinite:
-            lines.append(f"  {plural(nonfinite, 'entry', 'entries')} of yours "
-                         f"{'is' if nonfinite == 1 else 'are'} nan or inf where the correct value is finite.")
-        lines.append("  Largest differences:" if wrong > 1 else "  The difference:")
+            lines.append(ngettext("  {count} entry of yours is nan or inf where the correct value is finite.",
+                                  "  {count} entries of yours are nan or inf where the correct value is finite.",
+                                  nonfinite).format(count=nonfinite))
+        lines.append(_("  Largest differences:") if wrong > 1 else _("  The difference:"))
         lines += [f"    {row}" for row in worst_entries(actual, expected, count=3, wrong=~ok)]
     shown = np.asarray(allowed)[np.isfinite(expected)] if np.ndim(allowed) else np.asarray([allowed])
-    lines.append(f"  (Allowed error for {dtype} here: {float(np.max(shown, initial=0.0)):.1e} at most.)")
+    lines.append(_("  (Allowed error for {dtype} here: {allowed:.1e} at most.)").format(
+        dtype=dtype, allowed=float(np.max(shown, initial=0.0))))
     if warnings_seen:
-        lines.append("  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3]))
+        lines.append(_warned(warnings_seen))
     lines += [m.describe() for m in name_mistakes(evidence, actual, expected, agree)]
     fail("\n".join(lines))
+
+
+worst_entries = _failures.worst_entries
+"""``[1, 2]: yours nan, expected 0.5``: the entries that differ most, in the reader's language."""
 
 
 def _matches(candidate: object, actual: np.ndarray, tolerance: float) -> bool:
@@ -327,10 +350,10 @@ def fail_on_result_problem(
     ("dW from f(...)"), which "is" what it is rather than "returns" it.
     """
     __tracebackhide__ = True
-    problem = result_problem(value, shape=shape, dtype=dtype)
+    problem = result_problem(value, shape=shape, dtype=dtype, part=part)
     if not problem:
         return
-    lines = [f"{what} {problem.replace('returned', 'is', 1) if part else problem}"]
+    lines = [f"{what} {problem}"]
     named: list[Mistake] = []
     if type(value) is np.ndarray and np.issubdtype(value.dtype, np.number):
         raw = np.asarray(value, dtype=np.float64)
@@ -340,7 +363,7 @@ def fail_on_result_problem(
             if dtype is not None and np.issubdtype(value.dtype, np.floating) and value.dtype != dtype:
                 named.append(DTYPE_NOT_KEPT)
             if right is not None and agree(raw, right):
-                lines.append("  Its values are right: only the dtype is wrong.")
+                lines.append(_("  Its values are right: only the dtype is wrong."))
             else:
                 named += name_mistakes(evidence, raw, right, agree)
         else:
@@ -358,16 +381,25 @@ def _describe_argument(name: str, value: object) -> str | None:
     if isinstance(value, np.ndarray):
         return describe_array(name, value)
     if isinstance(value, Iterator):
-        return f"{name}, a one-shot {'generator' if isinstance(value, GeneratorType) else 'iterator'}"
+        if isinstance(value, GeneratorType):
+            return _("{name}, a one-shot generator").format(name=name)
+        return _("{name}, a one-shot iterator").format(name=name)
     return None
+
+
+def _case(case: str) -> str:
+    """`` (large logits)``: a test's words for its input, after the call they describe (in the reader's
+    language when the catalogue has them: the cases of the course's tests are in it too)."""
+    return _(" ({case})").format(case=_(case)) if case else ""
 
 
 def _describe_call(name: str, args: Sequence[object], kwargs: Mapping[str, object],
                    arg_names: Sequence[str], case: str) -> str:
     call = _call_text(name, args, kwargs, arg_names)
     described = (_describe_argument(arg_names[i], a) for i, a in enumerate(args) if i < len(arg_names))
-    shown = ", ".join(d for d in described if d)
-    return call + (f" with {shown}" if shown else "") + (f" ({case})" if case else "")
+    # TRANSLATORS: what separates two inputs described in a message ("X of shape (6, 5), ..., y of shape (6,)")
+    shown = _(", ").join(d for d in described if d)
+    return (_("{call} with {inputs}").format(call=call, inputs=shown) if shown else call) + _case(case)
 
 
 def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: Sequence[object],
@@ -379,17 +411,21 @@ def _candidates(known: Mapping[Mistake, Sequence[Callable[..., object]]], args: 
     }
 
 
+def _warned(warnings_seen: Sequence[str]) -> str:
+    return _("  NumPy warned while your function ran: {warnings}").format(warnings="; ".join(warnings_seen[:3]))
+
+
 def _with_warnings(failure: AssertionError, warnings_seen: list[str]) -> str:
     text = str(failure)
     if warnings_seen:
-        text += "\n  NumPy warned while your function ran: " + "; ".join(warnings_seen[:3])
+        text += "\n" + _warned(warnings_seen)
     return text
 
 
 def _bytes(n: float) -> str:
     for unit in ("bytes", "KB", "MB", "GB", "TB"):
         if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return _("{count} bytes").format(count=f"{n:.0f}") if unit == "bytes" else f"{n:.1f} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
 
@@ -437,12 +473,16 @@ def check_raises(
     except error as raised:
         # the argument's name as a word of its own: "X" must not be found inside "expected"
         if not re.search(rf"(?<![A-Za-z0-9_]){re.escape(mentions)}(?![A-Za-z0-9_])", str(raised)):
-            fail(f"{call} with {case} raised {type(raised).__name__}({str(raised)!r}), but the message does not "
-                 f"mention `{mentions}`: say which argument is wrong and what was expected.")
+            fail(_("{call} with {case} raised {error_type}({message}), but the message does not mention "
+                   "`{mentions}`: say which argument is wrong and what was expected.").format(
+                call=call, case=_(case), error_type=type(raised).__name__, message=repr(str(raised)),
+                mentions=mentions))
         return
     except Exception as raised:
-        fail(f"{call} with {case} raised {type(raised).__name__}: {raised}. Check the arguments first and "
-             f"raise {error.__name__} with a message that names `{mentions}`, before any computation fails "
-             "on them.", raised)
-    fail(f"{call} with {case} did not raise. Bad arguments must be refused with {error.__name__}, with a "
-         f"message that names `{mentions}` and says what was expected.")
+        fail(_("{call} with {case} raised {error_type}: {error}. Check the arguments first and raise {expected} "
+               "with a message that names `{mentions}`, before any computation fails on them.").format(
+            call=call, case=_(case), error_type=type(raised).__name__, error=raised, expected=error.__name__,
+            mentions=mentions), raised)
+    fail(_("{call} with {case} did not raise. Bad arguments must be refused with {expected}, with a message that "
+           "names `{mentions}` and says what was expected.").format(
+        call=call, case=_(case), expected=error.__name__, mentions=mentions))

@@ -8,6 +8,7 @@ import numpy as np
 
 from softgrad._failures import fail
 from softgrad.gradcheck import check_gradient, check_jacobian, numerical_gradient, numerical_jacobian
+from softgrad.i18n import _
 from softgrad.mistakes import GRADIENT_TRANSPOSED, Mistake, suspects
 from softgrad.testing.core import (
     _describe_call,
@@ -174,25 +175,30 @@ def check_loss_and_gradients(
     value = outcome.value
     expected_names = "(loss, " + ", ".join(output_names) + ")"
     if not isinstance(value, tuple | list) or len(value) != 1 + len(wrt):
-        kind = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, tuple | list) else "")
-        fail(f"{what} returned {kind}; it should return the tuple {expected_names}.")
+        kind = (_("a {type} of length {length}").format(type=type(value).__name__, length=len(value))
+                if isinstance(value, tuple | list) else _("a {type}").format(type=type(value).__name__))
+        fail(_("{what} returned {kind}; it should return the tuple {names}.").format(
+            what=what, kind=kind, names=expected_names))
     def part(index: int) -> Evidence:
         return Evidence(known, tuple(args), dict(kwargs), student=function, part=index, outcome=value,
                         rows=batch_positions(args, arg_names, kwargs))
 
-    _judge(value[0], np.asarray(loss(*args, **kwargs), dtype=np.float64), what=f"The loss of {what}",
-           dtype=expected_dtype(args[wrt[0]]), strict_dtype=False, evidence=part(0), warnings_seen=outcome.warnings)
+    _judge(value[0], np.asarray(loss(*args, **kwargs), dtype=np.float64),
+           what=_("The loss of {what}").format(what=what), dtype=expected_dtype(args[wrt[0]]), strict_dtype=False,
+           evidence=part(0), warnings_seen=outcome.warnings)
     for k, (index, output) in enumerate(zip(wrt, output_names, strict=True)):
         x = np.asarray(args[index])
         gradient = value[k + 1]
         evidence = part(k + 1)
+        # TRANSLATORS: one part of a result, "dW from softmax_regression_loss_and_grad(W, b, X, y) with ..."
+        part_what = _("{output} from {what}").format(output=output, what=what)
         if reference is not None:
             expected = np.asarray(reference(*args, **kwargs)[k + 1], dtype=np.float64)
-            _judge(gradient, expected, what=f"{output} from {what}", dtype=expected_dtype(x), strict_dtype=True,
+            _judge(gradient, expected, what=part_what, dtype=expected_dtype(x), strict_dtype=True,
                    evidence=evidence, warnings_seen=outcome.warnings, factor=_through(args, index))
             continue
-        fail_on_result_problem(gradient, shape=x.shape, dtype=expected_dtype(x), what=f"{output} from {what}",
-                               evidence=evidence, correct=_numerical(loss, args, kwargs, index), agree=_close,
+        fail_on_result_problem(gradient, shape=x.shape, dtype=expected_dtype(x), what=part_what, evidence=evidence,
+                               correct=_numerical(loss, args, kwargs, index), agree=_close,
                                transposed=GRADIENT_TRANSPOSED, part=True)
 
         def trusted_loss(v: np.ndarray, index: int = index) -> float:
@@ -201,7 +207,7 @@ def check_loss_and_gradients(
             return loss(*replaced, **kwargs)
 
         try:
-            check_gradient(trusted_loss, gradient, x, name=f"{output} from {what}", batch_size=batch_size,
+            check_gradient(trusted_loss, gradient, x, name=part_what, batch_size=batch_size,
                            explain=explainer(evidence))
         except AssertionError as failure:
             fail(_with_warnings(failure, outcome.warnings))

@@ -19,11 +19,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from softgrad.i18n import N_
+
 __all__ = ["HardCase", "hard_logits", "linear_inputs"]
 
 
 class HardCase(tuple):
-    """``(case, logits, labels)``: a description for messages, the logits and the right classes."""
+    """``(case, logits, labels)``: a description for messages (in English: the checks show it in the reader's
+    language), the logits and the right classes."""
 
     __slots__ = ()
 
@@ -41,12 +44,12 @@ def hard_logits(classes: int = 4) -> list[HardCase]:
         return np.array([list(v) + [v[-1] - 1.0 - k for k in range(pad)] for v in values], dtype=dtype)
 
     return [
-        HardCase("logits of +-1000", rows([1000.0, 999.0, 998.0], [-1000.0, -999.0, -1001.0], [3.0, -1000.0, 1000.0]),
-                 np.array([1, 0, 2])),
-        HardCase("rows of very different scales in one batch",
+        HardCase(N_("logits of +-1000"),
+                 rows([1000.0, 999.0, 998.0], [-1000.0, -999.0, -1001.0], [3.0, -1000.0, 1000.0]), np.array([1, 0, 2])),
+        HardCase(N_("rows of very different scales in one batch"),
                  rows([1000.0, 999.0, 0.0], [-1000.0, -1001.0, -1003.0], [0.5, 2.0, 1.0]), np.array([1, 2, 0])),
-        HardCase("a confident wrong prediction", rows([0.0, -800.0, -5.0], [2.0, 1.0, 0.5]), np.array([1, 0])),
-        HardCase("float32 logits beyond float32's exp limit",
+        HardCase(N_("a confident wrong prediction"), rows([0.0, -800.0, -5.0], [2.0, 1.0, 0.5]), np.array([1, 0])),
+        HardCase(N_("float32 logits beyond float32's exp limit"),
                  rows([100.0, 0.0, -100.0], [-95.0, 90.0, 0.0], dtype=np.float32), np.array([2, 0])),
     ]
 
@@ -65,7 +68,7 @@ def linear_inputs(logits: np.ndarray, features: int, *, seed: int = 0,
     if features < n:
         raise ValueError(f"features ({features}) must be at least the number of rows ({n})")
     rng = np.random.default_rng(seed)
-    q, _ = np.linalg.qr(rng.normal(size=(features, n)))
+    q, _r = np.linalg.qr(rng.normal(size=(features, n)))
     X = q.T  # (n, features), orthonormal rows
     b = rng.normal(scale=0.1, size=classes) if bias else np.zeros(classes)
     W = X.T @ (np.asarray(logits, dtype=np.float64) - b)

@@ -44,7 +44,8 @@ import torch
 import torch.nn.functional as F
 
 from softgrad import reference
-from softgrad._failures import fail, format_pair, plural, worst_entries
+from softgrad._failures import fail, format_pair
+from softgrad.i18n import N_, _, ngettext
 from softgrad.mistakes import (
     DTYPE_NOT_KEPT,
     GRADIENT_TRANSPOSED,
@@ -58,7 +59,7 @@ from softgrad.mistakes import (
     suspects,
 )
 from softgrad.mistakes.kernels import GUARD_VALUE
-from softgrad.testing.core import _matches
+from softgrad.testing.core import _case, _matches, worst_entries
 from softgrad.testing.diagnosis import Evidence, name_mistakes
 from softgrad.testing.gradients import check_loss_and_gradients
 from softgrad.testing.pytorch import _patched, describe_tensor
@@ -233,8 +234,10 @@ class KernelWatch:
         for buffer, numel, canary in self.zones:
             written = buffer[numel:] != canary
             if bool(written.any()):
-                found.append(f"a tensor of {numel} entries, dtype {buffer.dtype}: "
-                             f"{plural(int(written.sum()), 'entry', 'entries')} after its end")
+                count = int(written.sum())
+                found.append(ngettext("a tensor of {size} entries, dtype {dtype}: {count} entry after its end",
+                                      "a tensor of {size} entries, dtype {dtype}: {count} entries after its end",
+                                      count).format(size=numel, dtype=buffer.dtype, count=count))
         return found
 
 
@@ -333,10 +336,13 @@ def _student_error(what: str, error: BaseException) -> None:
     __tracebackhide__ = True
     inner = _cause(error)
     if isinstance(inner, NotImplementedError) or "NotImplementedError" in repr(error):
-        fail(f"{what} raised NotImplementedError: replace `raise NotImplementedError()` with your implementation "
-             "(in the kernel and in the launcher).", error)
-    where = " inside the kernel" if inner is not error else ""
-    fail(f"{what} raised {type(inner).__name__}{where}: {inner}", error)
+        fail(_("{what} raised NotImplementedError: replace `raise NotImplementedError()` with your implementation "
+               "(in the kernel and in the launcher).").format(what=what), error)
+    if inner is not error:
+        fail(_("{what} raised {error_type} inside the kernel: {error}").format(
+            what=what, error_type=type(inner).__name__, error=inner), error)
+    fail(_("{what} raised {error_type}: {error}").format(what=what, error_type=type(inner).__name__, error=inner),
+         error)
 
 
 @dataclass
@@ -363,22 +369,25 @@ def _run(function: Callable[..., object], args: tuple, kwargs: dict, *, what: st
                 return None
             _fail_on_watch(watch, what)
             if rejected:
-                fail(f"{what} raised {type(inner).__name__}: {inner}\n  A launcher may refuse a tensor whose rows are "
-                     "not contiguous, but its message must say so (mention 'contiguous' or 'stride'); or it can "
-                     "handle it (pass the strides to the kernel, or call .contiguous()).", error)
+                fail(_("{what} raised {error_type}: {error}").format(
+                    what=what, error_type=type(inner).__name__, error=inner) + "\n"
+                     + _("  A launcher may refuse a tensor whose rows are not contiguous, but its message must say so "
+                         "(mention 'contiguous' or 'stride'); or it can handle it (pass the strides to the kernel, or "
+                         "call .contiguous())."), error)
             _student_error(what, error)
     _fail_on_watch(watch, what)
     if len(watch.launches) != launches:
-        count = plural(len(watch.launches), "kernel launch", "kernel launches")
+        count = ngettext("{count} kernel launch", "{count} kernel launches", len(watch.launches)).format(
+            count=len(watch.launches))
         tally = Counter(watch.launches)
-        names = " (" + ", ".join(name if k == 1 else f"{name} {k} times" for name, k in tally.items()) + ")" \
-            if watch.launches else ""
-        fail(f"{what} made {count}{names}; it must launch exactly {launches}, whatever the number of rows.\n"
-             + KERNEL_LAUNCHES.describe())
+        names = " (" + ", ".join(name if k == 1 else _("{name} {count} times").format(name=name, count=k)
+                                 for name, k in tally.items()) + ")" if watch.launches else ""
+        fail(_("{what} made {count}{names}; it must launch exactly {launches}, whatever the number of rows.").format(
+            what=what, count=count, names=names, launches=launches) + "\n" + KERNEL_LAUNCHES.describe())
     for given, original in zip(inputs, originals, strict=True):
         if not torch.equal(given, original):
-            fail(f"{what} modified its input: the kernel must leave the caller's tensor unchanged (store into a "
-                 "new output tensor).\n" + MUTATES_INPUT.describe())
+            fail(_("{what} modified its input: the kernel must leave the caller's tensor unchanged (store into a new "
+                   "output tensor).").format(what=what) + "\n" + MUTATES_INPUT.describe())
     messages = list(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
     return _Run(value, messages, watch.overwritten())
 
@@ -386,22 +395,25 @@ def _run(function: Callable[..., object], args: tuple, kwargs: dict, *, what: st
 def _fail_on_watch(watch: KernelWatch, what: str) -> None:
     __tracebackhide__ = True
     if watch.forbidden:
-        fail(f"{what} called {', '.join(dict.fromkeys(watch.forbidden))}: the kernel must do the work itself.\n"
-             + KERNEL_WORK_OUTSIDE.describe())
+        fail(_("{what} called {calls}: the kernel must do the work itself.").format(
+            what=what, calls=", ".join(dict.fromkeys(watch.forbidden))) + "\n" + KERNEL_WORK_OUTSIDE.describe())
     if watch.host:
-        fail(f"{what} called {', '.join(dict.fromkeys(watch.host))}: that works only for tensors in CPU memory, "
-             "so the same launcher fails on a GPU.\n" + HOST_ROUND_TRIP.describe())
+        fail(_("{what} called {calls}: that works only for tensors in CPU memory, so the same launcher fails on a "
+               "GPU.").format(what=what, calls=", ".join(dict.fromkeys(watch.host))) + "\n"
+             + HOST_ROUND_TRIP.describe())
 
 
 def _guard_lines(run: _Run) -> list[str]:
     if not run.overwritten:
         return []
-    return [f"  Your kernel wrote past the end of {run.overwritten[0]} (the checks place a guard zone after every "
-            "tensor your launcher allocates).", KERNEL_STORE_PAST_END.describe()]
+    return [_("  Your kernel wrote past the end of {tensor} (the checks place a guard zone after every tensor your "
+              "launcher allocates).").format(tensor=run.overwritten[0]), KERNEL_STORE_PAST_END.describe()]
 
 
 def _warning_lines(run: _Run) -> list[str]:
-    return ["  Warnings while it ran: " + "; ".join(run.warnings[:3])] if run.warnings else []
+    if not run.warnings:
+        return []
+    return [_("  Warnings while it ran: {warnings}").format(warnings="; ".join(run.warnings[:3]))]
 
 
 # ---- tolerances ---------------------------------------------------------------------------------------
@@ -479,27 +491,38 @@ def _stride_candidates(x: torch.Tensor) -> list[np.ndarray]:
 
 def _what(name: str, tensors: Sequence[tuple[str, torch.Tensor]], block_size: int, case: str) -> str:
     shown = ", ".join(describe_tensor(label, t) for label, t in tensors)
-    return f"{name}({', '.join(label for label, _ in tensors)}, block_size={block_size}) with {shown}" + (
-        f" ({case})" if case else "")
+    call = f"{name}({', '.join(label for label, _tensor in tensors)}, block_size={block_size})"
+    return _("{call} with {inputs}").format(call=call, inputs=shown) + _case(case)
+
+
+def _layout_case(layout: str) -> str:
+    """The words for a layout that is not the usual one, as a test's case."""
+    return {"slice": N_("a slice layout"), "transposed": N_("a transposed layout")}.get(
+        layout, f"a {layout} layout") if layout != "contiguous" else ""
 
 
 def _result_tensor(value: object, *, what: str, shape: tuple, dtype: torch.dtype, device: torch.device,
                    name: str, transposed: Mistake | None = None) -> torch.Tensor:
     __tracebackhide__ = True
+    name = _(name)
     if not isinstance(value, torch.Tensor):
-        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
-        fail(f"{what} returned {kind} as {name}; it should be a tensor of shape {shape} and dtype {dtype}.")
+        kind = _("None (is a `return` missing?)") if value is None else _("a {type}").format(type=type(value).__name__)
+        fail(_("{what} returned {kind} as {name}; it should be a tensor of shape {shape} and dtype {dtype}.").format(
+            what=what, kind=kind, name=name, shape=shape, dtype=dtype))
     if tuple(value.shape) != tuple(shape):
         hint = ""
         if transposed is not None and len(shape) == 2 and tuple(value.shape) == tuple(shape)[::-1]:
             hint = "\n" + transposed.describe()
-        fail(f"{what} returned {name} of shape {tuple(value.shape)}; expected {tuple(shape)}.{hint}")
+        fail(_("{what} returned {name} of shape {actual}; expected {shape}.").format(
+            what=what, name=name, actual=tuple(value.shape), shape=tuple(shape)) + hint)
     if value.dtype != dtype:
-        fail(f"{what} returned {name} of dtype {value.dtype}; the kernels compute in float32 inside, but store "
-             f"their results in the input's dtype ({dtype}): allocate outputs with dtype=x.dtype "
-             "(torch.empty_like(x)).\n" + DTYPE_NOT_KEPT.describe())
+        fail(_("{what} returned {name} of dtype {actual}; the kernels compute in float32 inside, but store their "
+               "results in the input's dtype ({dtype}): allocate outputs with dtype=x.dtype "
+               "(torch.empty_like(x)).").format(what=what, name=name, actual=value.dtype, dtype=dtype) + "\n"
+             + DTYPE_NOT_KEPT.describe())
     if value.device != device:
-        fail(f"{what} returned {name} on {value.device}; it must be on the input's device ({device}).")
+        fail(_("{what} returned {name} on {actual}; it must be on the input's device ({device}).").format(
+            what=what, name=name, actual=value.device, device=device))
     return value
 
 
@@ -520,14 +543,13 @@ def check_triton_softmax(function: Callable[..., object], x: torch.Tensor, *, bl
         return
     given = guarded(x.detach(), layout=layout)
     original = given.clone()
-    what = _what("triton_softmax", [("x", given)], block_size, case or (f"a {layout} layout" if layout != "contiguous"
-                                                                         else ""))
+    what = _what("triton_softmax", [("x", given)], block_size, case or _layout_case(layout))
     run = _run(function, (given,), {"block_size": block_size}, what=what, originals=[original],
                threshold=given.numel(), rejected=layout != "contiguous")
     if run is None:
         return  # a layout the launcher refuses, with a message that says why
     y = _result_tensor(run.value, what=what, shape=tuple(x.shape), dtype=x.dtype, device=x.device,
-                       name="the probabilities")
+                       name=N_("the probabilities"))
     z = _kernel_data(given)
     expected = reference_softmax(z)
     actual = y.detach().to("cpu", torch.float64).numpy()
@@ -535,10 +557,12 @@ def check_triton_softmax(function: Callable[..., object], x: torch.Tensor, *, bl
     ok = _compare(actual, expected, allowed)
     if not ok.all():
         wrong = int(ok.size - ok.sum())
-        lines = [f"{what} is wrong in {wrong} of {plural(ok.size, 'entry', 'entries')}.", "  Largest differences:"]
+        lines = [ngettext("{what} is wrong in {wrong} of {count} entry.", "{what} is wrong in {wrong} of {count} "
+                          "entries.", ok.size).format(what=what, wrong=wrong, count=ok.size),
+                 _("  Largest differences:")]
         lines += [f"    {row}" for row in worst_entries(actual, expected, count=3, wrong=~ok)]
-        lines.append(f"  (Allowed error for {x.dtype} data, computed in float32 inside: "
-                     f"{float(np.max(allowed)):.1e} at most.)")
+        lines.append(_("  (Allowed error for {dtype} data, computed in float32 inside: {allowed:.1e} at most.)").format(
+            dtype=x.dtype, allowed=float(np.max(allowed))))
         lines += _warning_lines(run) + _guard_lines(run)
         tolerance = float(np.max(allowed))
         if layout != "contiguous" and any(candidate.shape == actual.shape
@@ -554,7 +578,7 @@ def check_triton_softmax(function: Callable[..., object], x: torch.Tensor, *, bl
         fail("\n".join(lines))
     guard = _guard_lines(run)
     if guard:
-        fail(f"{what} gives the right probabilities, but:\n" + "\n".join(guard))
+        fail(_("{what} gives the right probabilities, but:").format(what=what) + "\n" + "\n".join(guard))
 
 
 def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Tensor, target: torch.Tensor, *,
@@ -574,8 +598,7 @@ def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Ten
     given = guarded(logits.detach(), layout=layout)
     labels = target.detach().clone()
     originals = [given.clone(), labels.clone()]
-    what = _what("fused_cross_entropy", [("logits", given)], block_size,
-                 case or (f"a {layout} layout" if layout != "contiguous" else ""))
+    what = _what("fused_cross_entropy", [("logits", given)], block_size, case or _layout_case(layout))
     what = what.replace("(logits, block_size", "(logits, target, block_size")
     run = _run(function, (given, labels), {"block_size": block_size}, what=what, originals=originals,
                threshold=given.numel(), rejected=layout != "contiguous")
@@ -583,12 +606,14 @@ def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Ten
         return
     value = run.value
     if not isinstance(value, tuple | list) or len(value) != 2:
-        kind = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, tuple | list) else "")
-        fail(f"{what} returned {kind}; it should return the tuple (loss, grad).")
+        kind = (_("a {type} of length {length}").format(type=type(value).__name__, length=len(value))
+                if isinstance(value, tuple | list) else _("a {type}").format(type=type(value).__name__))
+        fail(_("{what} returned {kind}; it should return the tuple {names}.").format(
+            what=what, kind=kind, names="(loss, grad)"))
     loss = _result_tensor(value[0], what=what, shape=(), dtype=logits.dtype, device=logits.device,
-                          name="the loss")
+                          name=N_("the loss"))
     grad = _result_tensor(value[1], what=what, shape=tuple(logits.shape), dtype=logits.dtype, device=logits.device,
-                          name="the gradient", transposed=GRADIENT_TRANSPOSED)
+                          name=N_("the gradient"), transposed=GRADIENT_TRANSPOSED)
     z = _kernel_data(given)
     t = labels.to("cpu").numpy().copy()
     n = z.shape[0]
@@ -605,8 +630,10 @@ def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Ten
     allowed_loss = float(_allowed(logits.dtype, z, expected_loss))
     if not _compare(np.asarray(actual_loss), np.asarray(expected_loss), np.asarray(allowed_loss)).all():
         mine, right = format_pair(actual_loss, expected_loss)
-        lines = [f"The loss of {what} is {mine}, but the correct value is {right}.",
-                 f"  (Allowed error for {logits.dtype} data, computed in float32 inside: {allowed_loss:.1e}.)"]
+        lines = [_("{what} is {mine}, but the correct value is {right}.").format(
+                     what=_("The loss of {what}").format(what=what), mine=mine, right=right),
+                 _("  (Allowed error for {dtype} data, computed in float32 inside: {allowed:.1e}.)").format(
+                     dtype=logits.dtype, allowed=allowed_loss)]
         lines += _warning_lines(run) + _guard_lines(run)
         if stride_named:
             lines.append(KERNEL_ROW_STRIDE.describe())
@@ -621,11 +648,12 @@ def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Ten
     ok = _compare(actual_grad, expected_grad, allowed)
     if not ok.all():
         wrong = int(ok.size - ok.sum())
-        lines = [f"The gradient from {what} is wrong in {wrong} of {plural(ok.size, 'entry', 'entries')}. "
-                 "Largest differences:"]
+        lines = [ngettext("{what} is wrong in {wrong} of {count} entry.", "{what} is wrong in {wrong} of {count} "
+                          "entries.", ok.size).format(what=_("The gradient from {what}").format(what=what), wrong=wrong,
+                                                      count=ok.size) + " " + _("Largest differences:")]
         lines += [f"    {row}" for row in worst_entries(actual_grad, expected_grad, count=3, wrong=~ok)]
-        lines.append("  (Expected (softmax(logits) - onehot(target)) / N; allowed error "
-                     f"{float(np.max(allowed)):.1e}.)")
+        lines.append(_("  (Expected {scale}(softmax(logits) - onehot(target)) / N; allowed error "
+                       "{allowed:.1e}.)").format(scale="", allowed=float(np.max(allowed))))
         lines += _warning_lines(run) + _guard_lines(run)
         if stride_named:
             lines.append(KERNEL_ROW_STRIDE.describe())
@@ -638,7 +666,7 @@ def check_fused_cross_entropy(function: Callable[..., object], logits: torch.Ten
         fail("\n".join(lines))
     guard = _guard_lines(run)
     if guard:
-        fail(f"{what} gives the right loss and gradient, but:\n" + "\n".join(guard))
+        fail(_("{what} gives the right loss and gradient, but:").format(what=what) + "\n" + "\n".join(guard))
 
 
 def check_fused_cross_entropy_gradient(function: Callable[..., object], logits: torch.Tensor, target: torch.Tensor,
@@ -652,6 +680,6 @@ def check_fused_cross_entropy_gradient(function: Callable[..., object], logits: 
     z = logits.detach().to("cpu", torch.float64).numpy().copy()
     t = target.detach().to("cpu").numpy().copy()
     check_loss_and_gradients(_numpy_cross_entropy(function, logits.device), reference_cross_entropy, z, t, block_size,
-                             name="fused_cross_entropy", wrt=(0,), output_names=("the gradient",),
+                             name="fused_cross_entropy", wrt=(0,), output_names=(N_("the gradient"),),
                              arg_names=("logits", "target", "block_size"), batch_size=z.shape[0],
-                             case=case or "float64 logits, against central differences of the float64 loss")
+                             case=case or N_("float64 logits, against central differences of the float64 loss"))

@@ -28,8 +28,9 @@ import torch.nn.functional as F
 from torch.autograd.gradcheck import GradcheckError
 
 from softgrad import reference
-from softgrad._failures import fail, format_value, worst_entries
+from softgrad._failures import fail, format_value
 from softgrad.gradcheck import numerical_gradient
+from softgrad.i18n import _, ngettext
 from softgrad.mistakes import (
     BACKWARD_GRAD_FOR_TARGET,
     DEVICE_PREFERENCE,
@@ -41,8 +42,9 @@ from softgrad.mistakes import (
     MUTATES_INPUT,
     suspects,
 )
-from softgrad.testing.core import _matches
+from softgrad.testing.core import _case, _matches, worst_entries
 from softgrad.testing.diagnosis import Evidence, name_mistakes
+from softgrad.testing.rerun import REMOTE_CALLS, watched_only_in_kernel
 from softgrad.torchtools import pick_device
 
 __all__ = [
@@ -79,11 +81,13 @@ _HOST_ONLY = [
 
 def describe_tensor(name: str, x: torch.Tensor) -> str:
     """``logits of shape (4, 3), dtype torch.float64 on cpu, values in [-1000, 2]`` (for messages)."""
-    text = f"{name} of shape {tuple(x.shape)}, dtype {x.dtype} on {x.device}"
     if x.numel() and not x.dtype.is_complex:
         values = x.detach().to("cpu", torch.float64)
-        text += f", values in [{format_value(float(values.min()))}, {format_value(float(values.max()))}]"
-    return text
+        return _("{name} of shape {shape}, dtype {dtype} on {device}, values in [{low}, {high}]").format(
+            name=name, shape=tuple(x.shape), dtype=x.dtype, device=x.device, low=format_value(float(values.min())),
+            high=format_value(float(values.max())))
+    return _("{name} of shape {shape}, dtype {dtype} on {device}").format(
+        name=name, shape=tuple(x.shape), dtype=x.dtype, device=x.device)
 
 
 @dataclass
@@ -97,7 +101,8 @@ class _Watch:
     backward_outputs: list[object] = field(default_factory=list)
 
     def calls(self, kind: list[tuple[str, str]]) -> str:
-        return ", ".join(f"{name} (in {phase})" for phase, name in dict.fromkeys(kind))
+        # TRANSLATORS: {phase} is "forward" or "backward", the names of the Function's two methods
+        return ", ".join(_("{name} (in {phase})").format(name=name, phase=phase) for phase, name in dict.fromkeys(kind))
 
 
 def _recorder(original: Callable[..., object], shown: str, into: list[tuple[str, str]],
@@ -139,8 +144,16 @@ def watching_calls(function_class: type) -> Iterator[_Watch]:
     forward = vars(function_class).get("forward")
     backward = vars(function_class).get("backward")
     if not isinstance(forward, staticmethod) or not isinstance(backward, staticmethod):
-        fail(f"{function_class.__name__} must define forward and backward as @staticmethod methods, "
-             "as a torch.autograd.Function does.")
+        fail(_("{name} must define forward and backward as @staticmethod methods, as a torch.autograd.Function "
+               "does.").format(name=function_class.__name__))
+
+    def remote_calls() -> None:
+        # In the re-run the Function is a stand-in for the student's, which ran in another process:
+        # what it called there is reported here (softgrad.grader.remote).
+        reported = vars(function_class).get(REMOTE_CALLS)
+        while reported:
+            kind, phase, shown = reported.pop(0)
+            (watch.forbidden if kind == "forbidden" else watch.host).append((phase, shown))
 
     def watched_forward(*args, **kwargs):
         watch.forward_calls += 1
@@ -149,6 +162,7 @@ def watching_calls(function_class: type) -> Iterator[_Watch]:
             return forward.__func__(*args, **kwargs)
         finally:
             watch.phase = ""
+            remote_calls()
 
     def watched_backward(*args, **kwargs):
         watch.phase = "backward"
@@ -156,6 +170,7 @@ def watching_calls(function_class: type) -> Iterator[_Watch]:
             result = backward.__func__(*args, **kwargs)
         finally:
             watch.phase = ""
+            remote_calls()
         watch.backward_outputs.append(result)
         return result
 
@@ -182,19 +197,20 @@ def watching_calls(function_class: type) -> Iterator[_Watch]:
 def _fail_on_watched_calls(watch: _Watch, what: str) -> None:
     __tracebackhide__ = True
     if watch.forbidden:
-        fail(f"{what} called {watch.calls(watch.forbidden)}: the forward and the backward must be written by "
-             "hand.\n" + FORBIDDEN_CALL_IN_FUNCTION.describe())
+        fail(_("{what} called {calls}: the forward and the backward must be written by hand.").format(
+            what=what, calls=watch.calls(watch.forbidden)) + "\n" + FORBIDDEN_CALL_IN_FUNCTION.describe())
     if watch.host:
-        fail(f"{what} called {watch.calls(watch.host)}: that works only for tensors in CPU memory, so the "
-             "same code fails on a GPU.\n" + HOST_ROUND_TRIP.describe())
+        fail(_("{what} called {calls}: that works only for tensors in CPU memory, so the same code fails on a "
+               "GPU.").format(what=what, calls=watch.calls(watch.host)) + "\n" + HOST_ROUND_TRIP.describe())
 
 
 def _student_error(what: str, error: BaseException) -> None:
     __tracebackhide__ = True
     if isinstance(error, NotImplementedError):
-        fail(f"{what} raised NotImplementedError: replace `raise NotImplementedError()` with your "
-             "implementation.", error)
-    fail(f"{what} raised {type(error).__name__}: {error}", error)
+        fail(_("{call} raised NotImplementedError: replace `raise NotImplementedError()` with your "
+               "implementation.").format(call=what), error)
+    fail(_("{what} raised {error_type}: {error}").format(what=what, error_type=type(error).__name__, error=error),
+         error)
 
 
 def _reference_inputs(logits: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -244,8 +260,8 @@ def check_softmax_cross_entropy(
         raise TypeError("check_softmax_cross_entropy needs tensors for logits and target")
     logits_np, target_np = _reference_inputs(logits, target)
     scale = f"{grad_output:g} * " if grad_output != 1.0 else ""
-    what = (f"softmax_cross_entropy(logits, target) with {describe_tensor('logits', logits)}"
-            + (f" ({case})" if case else ""))
+    what = _("{call} with {inputs}").format(call="softmax_cross_entropy(logits, target)",
+                                            inputs=describe_tensor("logits", logits)) + _case(case)
     x = logits.detach().clone().requires_grad_(True)
     t = target.detach().clone()
 
@@ -262,16 +278,18 @@ def check_softmax_cross_entropy(
         try:
             _AUTOGRAD_BACKWARD(upstream * loss)
         except Exception as error:
-            _fail_on_watched_calls(watch, f"The backward of {what}")
+            _fail_on_watched_calls(watch, _("The backward of {what}").format(what=what))
+            backward = _("({scale}loss).backward() for {what}").format(scale=scale, what=what)
             if _transposed_gradient(error, logits):
-                fail(f"({scale}loss).backward() for {what} raised {type(error).__name__}: {error}\n"
+                fail(_("{what} raised {error_type}: {error}").format(
+                    what=backward, error_type=type(error).__name__, error=error) + "\n"
                      + GRADIENT_TRANSPOSED.describe(), error)
-            _student_error(f"({scale}loss).backward() for {what}", error)
-        _fail_on_watched_calls(watch, f"The backward of {what}")
+            _student_error(backward, error)
+        _fail_on_watched_calls(watch, _("The backward of {what}").format(what=what))
     warned = "; ".join(dict.fromkeys(f"{w.category.__name__}: {w.message}" for w in caught))
 
     if not torch.equal(x.detach(), logits.detach()) or not torch.equal(t, target):
-        fail(f"{what} modified its input: it must leave the caller's tensors unchanged.\n"
+        fail(_("{what} modified its input: it must leave the caller's tensors unchanged.").format(what=what) + "\n"
              + MUTATES_INPUT.describe())
 
     known = suspects("softmax_cross_entropy")
@@ -280,34 +298,39 @@ def check_softmax_cross_entropy(
     actual_loss = float(loss.detach().to("cpu", torch.float64))
     allowed = _tolerance(logits.dtype, logits_np, 1.0, expected_loss)
     if not (np.isfinite(actual_loss) and abs(actual_loss - expected_loss) <= allowed):
-        lines = [f"The loss of {what} is {format_value(actual_loss)}, but the correct value is "
-                 f"{format_value(expected_loss)} (PyTorch's F.cross_entropy agrees with it).",
-                 f"  (Allowed error for {logits.dtype} here: {allowed:.1e}.)"]
+        lines = [_("The loss of {what} is {mine}, but the correct value is {right} (PyTorch's F.cross_entropy agrees "
+                   "with it).").format(what=what, mine=format_value(actual_loss), right=format_value(expected_loss)),
+                 _("  (Allowed error for {dtype} here: {allowed:.1e}.)").format(dtype=logits.dtype, allowed=allowed)]
         if warned:
-            lines.append(f"  Warnings while it ran: {warned}")
+            lines.append(_("  Warnings while it ran: {warnings}").format(warnings=warned))
         evidence = Evidence(known, args, {}, student=_numpy_version(function), part=0, rows=(0, 1))
         lines += [m.describe() for m in name_mistakes(evidence, np.asarray(actual_loss), np.asarray(expected_loss),
                                                       lambda a, b: _matches(b, a, allowed))]
         fail("\n".join(lines))
 
     grad = x.grad
-    backward_what = f"The gradient from ({scale}loss).backward() for {what}"
+    backward_what = _("The gradient from ({scale}loss).backward() for {what}").format(scale=scale, what=what)
     if grad is None:
-        fail(f"{backward_what} is None: PyTorch received no gradient for the logits. backward must return "
-             "the gradient for logits first, then None for the target.")
+        fail(_("{what} is None: PyTorch received no gradient for the logits. backward must return the gradient for "
+               "logits first, then None for the target.").format(what=backward_what))
     if grad.shape != logits.shape or grad.dtype != logits.dtype or grad.device != logits.device:
-        fail(f"{backward_what} has shape {tuple(grad.shape)}, dtype {grad.dtype} on {grad.device}; it must "
-             f"match the logits: shape {tuple(logits.shape)}, dtype {logits.dtype} on {logits.device}.")
+        fail(_("{what} has shape {shape}, dtype {dtype} on {device}; it must match the logits: shape {logits_shape}, "
+               "dtype {logits_dtype} on {logits_device}.").format(
+            what=backward_what, shape=tuple(grad.shape), dtype=grad.dtype, device=grad.device,
+            logits_shape=tuple(logits.shape), logits_dtype=logits.dtype, logits_device=logits.device))
     expected_grad = grad_output * reference.cross_entropy_grad(logits_np, target_np)
     actual_grad = grad.detach().to("cpu", torch.float64).numpy()
     allowed_grad = _tolerance(logits.dtype, logits_np, grad_output)
     with np.errstate(invalid="ignore"):
         wrong = ~(np.abs(actual_grad - expected_grad) <= allowed_grad)
     if wrong.any():
-        lines = [f"{backward_what} is wrong in {int(wrong.sum())} of {wrong.size} entries. Largest differences:"]
-        lines += [f"    {row}" for row in worst_entries(actual_grad, expected_grad, count=3)]
-        lines.append(f"  (Expected {scale}(softmax(logits) - onehot(target)) / N; allowed error "
-                     f"{allowed_grad:.1e}.)")
+        lines = [ngettext("{what} is wrong in {wrong} of {count} entry.",
+                          "{what} is wrong in {wrong} of {count} entries.", wrong.size).format(
+                     what=backward_what, wrong=int(wrong.sum()), count=wrong.size)
+                 + " " + (_("Largest differences:") if wrong.sum() > 1 else _("The difference:"))]
+        lines += [f"    {row}" for row in worst_entries(actual_grad, expected_grad, count=3, wrong=wrong)]
+        lines.append(_("  (Expected {scale}(softmax(logits) - onehot(target)) / N; allowed error "
+                       "{allowed:.1e}.)").format(scale=scale, allowed=allowed_grad))
         # The loss was right, so only mistakes that get the loss right can explain the gradient.
         right_loss = {m: [impl for impl in impls if _same_loss(impl, args, actual_loss, allowed)]
                       for m, impls in known.items()}
@@ -319,8 +342,8 @@ def check_softmax_cross_entropy(
 
     returned = watch.backward_outputs[-1] if watch.backward_outputs else None
     if isinstance(returned, tuple | list) and len(returned) >= 2 and returned[1] is not None:
-        fail(f"The backward of {what} returned {type(returned[1]).__name__} as the gradient for the "
-             "target; it must return None there (PyTorch dropped it silently here).\n"
+        fail(_("The backward of {what} returned {type} as the gradient for the target; it must return None there "
+               "(PyTorch dropped it silently here).").format(what=what, type=type(returned[1]).__name__) + "\n"
              + BACKWARD_GRAD_FOR_TARGET.describe())
 
 
@@ -363,20 +386,24 @@ def _check_loss_tensor(loss: object, x: torch.Tensor, what: str, function_class:
     """The loss must be a scalar tensor like the logits, made by the student's Function."""
     __tracebackhide__ = True
     if not isinstance(loss, torch.Tensor):
-        kind = "None (is a `return` missing?)" if loss is None else f"a {type(loss).__name__}"
-        fail(f"{what} returned {kind}; it should return the mean loss as a 0-dimensional tensor.")
+        kind = _("None (is a `return` missing?)") if loss is None else _("a {type}").format(type=type(loss).__name__)
+        fail(_("{what} returned {kind}; it should return the mean loss as a 0-dimensional tensor.").format(
+            what=what, kind=kind))
     if loss.ndim != 0:
-        fail(f"{what} returned a tensor of shape {tuple(loss.shape)}; the loss is the mean over the batch, a "
-             "0-dimensional tensor (shape ()).")
+        fail(_("{what} returned a tensor of shape {shape}; the loss is the mean over the batch, a 0-dimensional "
+               "tensor (shape ()).").format(what=what, shape=tuple(loss.shape)))
     if loss.dtype != x.dtype or loss.device != x.device:
-        fail(f"{what} returned a loss of dtype {loss.dtype} on {loss.device}; it must keep the logits' dtype "
-             f"({x.dtype}) and device ({x.device}). Create new tensors with dtype=logits.dtype and "
-             "device=logits.device." + (f"\n{DTYPE_NOT_KEPT.describe()}" if loss.dtype != x.dtype else ""))
+        fail(_("{what} returned a loss of dtype {dtype} on {device}; it must keep the logits' dtype ({logits_dtype}) "
+               "and device ({logits_device}). Create new tensors with dtype=logits.dtype and "
+               "device=logits.device.").format(what=what, dtype=loss.dtype, device=loss.device, logits_dtype=x.dtype,
+                                               logits_device=x.device)
+             + (f"\n{DTYPE_NOT_KEPT.describe()}" if loss.dtype != x.dtype else ""))
     node = type(loss.grad_fn).__name__ if loss.grad_fn is not None else None
     if watch.forward_calls == 0 or node != f"{function_class.__name__}Backward":
-        made_by = f"a {node} node" if node else "no autograd node at all (loss.grad_fn is None)"
-        fail(f"{what} returned a loss made by {made_by}, not by {function_class.__name__}.apply.\n"
-             + FUNCTION_NOT_APPLIED.describe())
+        made_by = (_("a {node} node").format(node=node) if node
+                   else _("no autograd node at all (loss.grad_fn is None)"))
+        fail(_("{what} returned a loss made by {made_by}, not by {name}.apply.").format(
+            what=what, made_by=made_by, name=function_class.__name__) + "\n" + FUNCTION_NOT_APPLIED.describe())
 
 
 def check_gradcheck(function: Callable[..., object], logits: torch.Tensor, target: torch.Tensor,
@@ -389,15 +416,16 @@ def check_gradcheck(function: Callable[..., object], logits: torch.Tensor, targe
     """
     __tracebackhide__ = True
     x = logits.detach().to(torch.float64).clone().requires_grad_(True)
-    what = (f"torch.autograd.gradcheck of softmax_cross_entropy with {describe_tensor('logits', x)}"
-            + (f" ({case})" if case else ""))
+    what = _("{call} with {inputs}").format(call=_("torch.autograd.gradcheck of softmax_cross_entropy"),
+                                            inputs=describe_tensor("logits", x)) + _case(case)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
             _GRADCHECK(lambda z: function(z, target), (x,), eps=1e-6, atol=1e-5, rtol=1e-3)
         except GradcheckError as error:
-            lines = [f"{what} failed: your backward disagrees with central differences of your forward.",
-                     f"  PyTorch says: {str(error).splitlines()[0].rstrip(',')}."]
+            lines = [_("{what} failed: your backward disagrees with central differences of your forward.").format(
+                         what=what),
+                     _("  PyTorch says: {message}.").format(message=str(error).splitlines()[0].rstrip(","))]
             lines += _gradcheck_evidence(function, x, target)
             fail("\n".join(lines), error)
         except Exception as error:
@@ -415,7 +443,7 @@ def _gradcheck_evidence(function: Callable[..., object], x: torch.Tensor, target
             x.detach().to("cpu", torch.float64).numpy())
     except Exception:  # the evidence is a courtesy; gradcheck's verdict stands without it
         return []
-    return ["  Largest differences (yours = your backward, expected = central differences of your forward):"] + [
+    return [_("  Largest differences (yours = your backward, expected = central differences of your forward):")] + [
         f"    {row}" for row in worst_entries(analytical, numerical, count=3)]
 
 
@@ -438,7 +466,9 @@ def _simulated_machine(cuda: bool, mps: bool) -> Iterator[None]:
 
 
 def _machine(cuda: bool, mps: bool) -> str:
-    return f"CUDA {'available' if cuda else 'not available'}, MPS {'available' if mps else 'not available'}"
+    # TRANSLATORS: {cuda} and {mps} are each "available" or "not available"
+    return _("CUDA {cuda}, MPS {mps}").format(cuda=_("available") if cuda else _("not available"),
+                                               mps=_("available") if mps else _("not available"))
 
 
 def _device_result(function: Callable[[], object], where: str) -> torch.device:
@@ -446,11 +476,12 @@ def _device_result(function: Callable[[], object], where: str) -> torch.device:
     try:
         value = function()
     except Exception as error:
-        _student_error(f"pick_device() on a machine with {where}", error)
+        _student_error(_("pick_device() on a machine with {machine}").format(machine=where), error)
     if not isinstance(value, torch.device):
-        kind = "None (is a `return` missing?)" if value is None else f"{value!r}, a {type(value).__name__}"
-        fail(f"pick_device() on a machine with {where} returned {kind}; it should return a torch.device, "
-             "for example torch.device(\"cuda\").")
+        kind = (_("None (is a `return` missing?)") if value is None
+                else _("{value}, a {type}").format(value=repr(value), type=type(value).__name__))
+        fail(_("pick_device() on a machine with {machine} returned {kind}; it should return a torch.device, for "
+               "example torch.device(\"cuda\").").format(machine=where, kind=kind))
     return value
 
 
@@ -463,25 +494,29 @@ def check_pick_device(function: Callable[[], object], *, simulate: bool = True) 
     ``torch.accelerator``) report other machines; no device is touched then.
     """
     __tracebackhide__ = True
+    if watched_only_in_kernel(function, "check_pick_device"):
+        return  # the machines it simulates exist in this process only, not where the student's code runs
     here = _machine(torch.cuda.is_available(), torch.backends.mps.is_available())
-    device = _device_result(function, f"{here} (this grading machine)")
+    device = _device_result(function, _("{machine} (this grading machine)").format(machine=here))
     expected = pick_device()
     if device.type != expected.type:
-        fail(f"pick_device() returned {device} on this machine ({here}); the best device here is "
-             f"{expected.type}.\n" + DEVICE_PREFERENCE.describe())
+        fail(_("pick_device() returned {device} on this machine ({machine}); the best device here is {best}.").format(
+            device=device, machine=here, best=expected.type) + "\n" + DEVICE_PREFERENCE.describe())
     try:
         value = float((torch.ones(3, device=device) * 2).sum())
     except Exception as error:
-        fail(f"pick_device() returned {device}, but a tensor cannot be used there: {error}\n"
-             + DEVICE_PREFERENCE.describe(), error)
+        fail(_("pick_device() returned {device}, but a tensor cannot be used there: {error}").format(
+            device=device, error=error) + "\n" + DEVICE_PREFERENCE.describe(), error)
     if value != 6.0:
-        fail(f"A tensor on {device}, the device pick_device() returned, computes wrong results.")
+        fail(_("A tensor on {device}, the device pick_device() returned, computes wrong results.").format(
+            device=device))
     if not simulate:
         return
     for cuda, mps, best in ((True, False, "cuda"), (True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")):
-        where = _machine(cuda, mps) + " (simulated)"
+        where = _("{machine} (simulated)").format(machine=_machine(cuda, mps))
         with _simulated_machine(cuda, mps):
             device = _device_result(function, where)
         if device.type != best:
-            fail(f"pick_device() on a machine with {where} returned {device}; it should return "
-                 f"torch.device({best!r}).\n" + DEVICE_PREFERENCE.describe())
+            fail(_("pick_device() on a machine with {machine} returned {device}; it should return "
+                   "torch.device({best}).").format(machine=where, device=device, best=repr(best)) + "\n"
+                 + DEVICE_PREFERENCE.describe())

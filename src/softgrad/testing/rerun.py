@@ -11,7 +11,7 @@ notebook run stands.
 
 from __future__ import annotations
 
-__all__ = ["PROXY_MARK", "UNVERIFIABLE", "watched_only_in_kernel"]
+__all__ = ["PROXY_MARK", "REMOTE_CALLS", "UNVERIFIABLE", "watched_only_in_kernel"]
 
 PROXY_MARK = "__softgrad_proxy__"
 """The attribute that marks a sandbox proxy (set by :class:`softgrad.grader.sandbox.Proxy`)."""
@@ -31,3 +31,9 @@ def watched_only_in_kernel(function: object, check: str) -> bool:
         UNVERIFIABLE.append(f"{check} watches the code from inside its own process")
         return True
     return False
+
+REMOTE_CALLS = "__softgrad_remote_calls__"
+"""In the re-run, the attribute of a stand-in for a student's autograd.Function
+(:mod:`softgrad.grader.remote`): the calls the student's Function made where it really ran,
+``[(kind, phase, name shown), ...]``, which :func:`softgrad.testing.pytorch.watching_calls` adds to
+what it watched (``kind`` is ``"forbidden"`` or ``"host"``)."""

@@ -8,9 +8,10 @@ import numpy as np
 
 from softgrad import reference
 from softgrad._failures import fail
+from softgrad.i18n import _, ngettext
 from softgrad.measure import peak_memory
 from softgrad.mistakes import MUTATES_INPUT, Mistake, suspects
-from softgrad.testing.core import _bytes, _judge, _measured_call, call_student, describe_array, expected_dtype
+from softgrad.testing.core import _bytes, _case, _judge, _measured_call, call_student, describe_array, expected_dtype
 from softgrad.testing.diagnosis import Evidence
 from softgrad.testing.rerun import watched_only_in_kernel
 
@@ -41,8 +42,8 @@ def check_peak_memory(
         return  # measured in the notebook run; across a process boundary only the copying would count
     what, peak = _measured_call(peak_memory, function, args, kwargs, name=name, arg_names=arg_names, case=case)
     if peak > limit:
-        message = (f"{what} allocated {_bytes(peak)} at its peak; the limit is {_bytes(limit)} "
-                   f"({explanation}).")
+        message = _("{what} allocated {peak} at its peak; the limit is {limit} ({explanation}).").format(
+            what=what, peak=_bytes(peak), limit=_bytes(limit), explanation=_(explanation))
         if mistake is not None:
             message += "\n" + mistake.describe()
         fail(message)
@@ -79,15 +80,18 @@ def check_online_logsumexp(
     }
     widths = [c.shape[-1] for c in chunks]
     shown = widths if len(widths) <= 6 else [*widths[:3], "...", *widths[-2:]]
-    what = (f"online_logsumexp(chunks) with {len(chunks)} chunks of widths {shown} "
-            f"({'a one-shot generator' if one_shot else 'a list'}) forming "
-            f"{describe_array('logits', joined)}" + (f" ({case})" if case else ""))
+    # TRANSLATORS: {kind} is "a one-shot generator" or "a list"; {logits} describes the joined chunks
+    what = ngettext("online_logsumexp(chunks) with {count} chunk of widths {widths} ({kind}) forming {logits}",
+                    "online_logsumexp(chunks) with {count} chunks of widths {widths} ({kind}) forming {logits}",
+                    len(chunks)).format(count=len(chunks), widths=shown,
+                                        kind=_("a one-shot generator") if one_shot else _("a list"),
+                                        logits=describe_array("logits", joined)) + _case(case)
     given = [c.copy() for c in chunks]
     outcome = call_student(function, (c for c in given) if one_shot else given, arg_names=("chunks",),
                            name="online_logsumexp", mistakes=known)
     if not all(np.array_equal(a, b, equal_nan=True) for a, b in zip(chunks, given, strict=True)):
-        fail(f"{what}: the function modified the chunks it was given; it must leave the caller's arrays "
-             "unchanged.\n" + MUTATES_INPUT.describe())
+        fail(_("{what}: the function modified the chunks it was given; it must leave the caller's arrays "
+               "unchanged.").format(what=what) + "\n" + MUTATES_INPUT.describe())
     def stream(arguments: tuple) -> tuple:  # every call gets a stream of its own (copies: nothing is changed)
         copies = [np.array(c, copy=True) for c in arguments[0]]
         return ((c for c in copies) if one_shot else copies,)

@@ -7,8 +7,9 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 
 from softgrad import reference
-from softgrad._failures import fail, plural, worst_entries
+from softgrad._failures import fail
 from softgrad.gradcheck import relative_error
+from softgrad.i18n import N_, _, ngettext
 from softgrad.mistakes import Mistake, suspects
 from softgrad.testing.core import (
     _describe_call,
@@ -16,6 +17,7 @@ from softgrad.testing.core import (
     call_student,
     expected_dtype,
     result_problem,
+    worst_entries,
 )
 from softgrad.testing.diagnosis import Evidence, batch_positions, name_mistakes, run_quietly
 from softgrad.testing.rerun import watched_only_in_kernel
@@ -39,20 +41,26 @@ def check_labels_against_reference(
     outcome = call_student(function, *args, arg_names=arg_names, name=name, mistakes=known, **kwargs)
     value = outcome.value
     if type(value) is not np.ndarray:
-        kind = "None (is a `return` missing?)" if value is None else f"a {type(value).__name__}"
-        fail(f"{what} returned {kind}; it should return a NumPy array of {expected.shape[0]} integer labels.")
+        kind = _("None (is a `return` missing?)") if value is None else _("a {type}").format(type=type(value).__name__)
+        fail(_("{what} returned {kind}; it should return a NumPy array of {count} integer labels.").format(
+            what=what, kind=kind, count=expected.shape[0]))
     problem = None
     if value.shape != expected.shape:
-        problem = f"returned an array of shape {value.shape}; expected one label per row, shape {expected.shape}."
+        problem = _("returned an array of shape {actual}; expected one label per row, shape {shape}.").format(
+            actual=value.shape, shape=expected.shape)
     elif not np.issubdtype(value.dtype, np.integer):
-        problem = (f"returned dtype {value.dtype}; labels are integers (np.argmax returns them: do not "
-                   "return the scores or the probabilities themselves).")
+        problem = _("returned dtype {actual}; labels are integers (np.argmax returns them: do not return the scores "
+                    "or the probabilities themselves).").format(actual=value.dtype)
     wrong = [] if problem else np.flatnonzero(value != expected)
     if problem is None and len(wrong) == 0:
         return
     lines = [f"{what} {problem}" if problem else
-             f"{what} predicts the wrong class for {len(wrong)} of {plural(len(expected), 'row')}, for example "
-             f"row {int(wrong[0])}: yours {int(value[wrong[0]])}, expected {int(expected[wrong[0]])}."]
+             ngettext("{what} predicts the wrong class for {wrong} of {count} row, for example row {row}: yours "
+                      "{mine}, expected {right}.",
+                      "{what} predicts the wrong class for {wrong} of {count} rows, for example row {row}: yours "
+                      "{mine}, expected {right}.", len(expected)).format(
+                 what=what, wrong=len(wrong), count=len(expected), row=int(wrong[0]), mine=int(value[wrong[0]]),
+                 right=int(expected[wrong[0]]))]
     evidence = Evidence(known, tuple(args), dict(kwargs), student=function,
                         rows=batch_positions(args, arg_names, kwargs))
     raw = np.asarray(value, dtype=np.float64) if np.issubdtype(value.dtype, np.number) else None
@@ -119,28 +127,32 @@ def check_vectorised(
     what, lines = _measured_call(count_lines_run, function, args, kwargs, name=name, arg_names=arg_names,
                                  case=case)
     if lines > max_lines:
-        fail(f"{what} ran {lines} lines of Python (yours, and the Python parts of NumPy that it called); "
-             f"a vectorised version runs a few (the limit is {max_lines}, whatever the number of rows).\n"
-             + PYTHON_LOOP_OVER_ROWS.describe())
+        fail(_("{what} ran {lines} lines of Python (yours, and the Python parts of NumPy that it called); a "
+               "vectorised version runs a few (the limit is {limit}, whatever the number of rows).").format(
+            what=what, lines=lines, limit=max_lines) + "\n" + PYTHON_LOOP_OVER_ROWS.describe())
 
 
 def _training_result(value: object, what: str, shapes: tuple[tuple[int, ...], tuple[int, ...]],
                      dtype: np.dtype, epochs: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
     __tracebackhide__ = True
     if not isinstance(value, tuple | list) or len(value) != 3:
-        fail(f"{what} returned {type(value).__name__}; it should return the tuple (W, b, history).")
+        fail(_("{what} returned {type}; it should return the tuple (W, b, history).").format(
+            what=what, type=type(value).__name__))
     W, b, history = value
     for label, array, shape in (("W", W, shapes[0]), ("b", b, shapes[1])):
-        problem = result_problem(array, shape=shape, dtype=dtype)
+        problem = result_problem(array, shape=shape, dtype=dtype, part=True)
         if problem:
-            fail(f"{label} from {what} {problem.replace('returned', 'is', 1)}")
+            fail(_("{output} from {what}").format(output=label, what=what) + f" {problem}")
     if not isinstance(history, dict) or "loss" not in history:
-        fail(f"history from {what} should be a dict with a key 'loss' (a list with one number per epoch); "
-             f"it is {type(history).__name__}" + (f" with keys {sorted(history)}" if isinstance(history, dict) else ""))
+        kind = type(history).__name__
+        if isinstance(history, dict):
+            kind = _("{type} with keys {keys}").format(type=kind, keys=sorted(history))
+        fail(_("history from {what} should be a dict with a key 'loss' (a list with one number per epoch); it is "
+               "{kind}").format(what=what, kind=kind))
     losses = history["loss"]
     if not isinstance(losses, list | tuple | np.ndarray) or len(losses) != epochs:
-        fail(f"history['loss'] from {what} should hold one number per epoch ({epochs}); "
-             f"it holds {len(losses) if hasattr(losses, '__len__') else type(losses).__name__}.")
+        fail(_("history['loss'] from {what} should hold one number per epoch ({epochs}); it holds {held}.").format(
+            what=what, epochs=epochs, held=len(losses) if hasattr(losses, "__len__") else type(losses).__name__))
     losses = [float(v) for v in losses]
     return np.asarray(W, dtype=np.float64), np.asarray(b, dtype=np.float64), losses
 
@@ -167,21 +179,21 @@ def check_first_sgd_step(
     kwargs = {"lr": lr, "epochs": 1, "batch_size": n, "reg": reg, "seed": 0}
     name = "train_softmax_regression"
     what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"),
-                          "one full-batch step from zero weights")
+                          N_("one full-batch step from zero weights"))
     outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
-    W, b, _ = _training_result(outcome.value, what, ((d, num_classes), (num_classes,)), expected_dtype(X), 1)
+    W, b, _history = _training_result(outcome.value, what, ((d, num_classes), (num_classes,)), expected_dtype(X), 1)
     expected_W, expected_b = reference.sgd_first_step(X, y, num_classes, lr, reg)
     actual, expected = np.concatenate([W.ravel(), b]), np.concatenate([expected_W.ravel(), expected_b])
     tolerance = max(1e-8, 100 * float(np.finfo(expected_dtype(X)).eps))
     if relative_error(actual, expected) <= tolerance:
         return
-    lines = [f"{what}: W and b should be -lr * dW and -lr * db, the gradients at W = 0 and b = 0; "
-             f"relative error {relative_error(actual, expected):.2e}."]
+    lines = [_("{what}: W and b should be -lr * dW and -lr * db, the gradients at W = 0 and b = 0; relative error "
+               "{error:.2e}.").format(what=what, error=relative_error(actual, expected))]
     for label, mine, right in (("W", W, expected_W), ("b", b, expected_b)):
         if relative_error(mine, right) > tolerance:
             lines += [f"    {label}{row}" for row in worst_entries(mine, right, count=2)]
         else:
-            lines.append(f"    {label} is right.")
+            lines.append(_("    {name} is right.").format(name=label))
     recognised = False
     for mistake, implementations in suspects("sgd_first_step").items():
         for implementation in implementations:
@@ -192,18 +204,18 @@ def check_first_sgd_step(
                 break
     if not recognised:
         if not np.any(actual):
-            lines.append("W and b are still zero: is the update applied (W = W - lr * dW, or W -= lr * dW)?")
+            lines.append(_("W and b are still zero: is the update applied (W = W - lr * dW, or W -= lr * dW)?"))
         else:
             c = float(np.vdot(actual, expected) / np.vdot(expected, expected))
             if relative_error(actual, c * expected) <= 1e-6:
                 hint = ""
                 if abs(c - n) <= 1e-6 * n:
-                    hint = (f" That is N = {n}: the step uses the gradient of a summed loss, or multiplies by "
-                            "the batch size; the provided gradients are already means.")
-                lines.append(f"Your step is {c:.6g} times the gradient step.{hint}")
+                    hint = _(" That is N = {n}: the step uses the gradient of a summed loss, or multiplies by the "
+                             "batch size; the provided gradients are already means.").format(n=n)
+                lines.append(_("Your step is {factor:.6g} times the gradient step.{hint}").format(factor=c, hint=hint))
             else:
-                lines.append("Start from W = 0 and b = 0, take the mini-batches from a permutation of the "
-                             "rows, and update with W -= lr * dW, b -= lr * db after every batch.")
+                lines.append(_("Start from W = 0 and b = 0, take the mini-batches from a permutation of the rows, and "
+                               "update with W -= lr * dW, b -= lr * db after every batch."))
     fail("\n".join(lines))
 
 
@@ -238,7 +250,7 @@ def check_training_at_large_scores(
     W1, b1 = reference.sgd_first_step(X, y, num_classes, lr)
     scores = np.abs(np.asarray(X, dtype=np.float64) @ W1 + b1)
     what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"),
-                          f"one full-batch step that takes the scores to {scores.max():.0f}")
+                          _("one full-batch step that takes the scores to {top:.0f}").format(top=scores.max()))
     outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
     W, b, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
                                     expected_dtype(X), 2)
@@ -247,10 +259,10 @@ def check_training_at_large_scores(
     if all(np.isfinite(losses)) and all(abs(a - e) <= tolerance * max(1.0, abs(e))
                                         for a, e in zip(losses, expected, strict=True)):
         return
-    lines = [f"{what}: history['loss'] is {losses}; expected {[round(e, 6) for e in expected]}: the loss at "
-             "zero weights, then the loss at the weights of the first step, where the scores reach "
-             f"{scores.max():.0f}. The provided softmax_regression_loss_and_grad gives finite losses there: use it "
-             "for every mini-batch."]
+    lines = [_("{what}: history['loss'] is {losses}; expected {expected}: the loss at zero weights, then the loss at "
+               "the weights of the first step, where the scores reach {top:.0f}. The provided "
+               "softmax_regression_loss_and_grad gives finite losses there: use it for every mini-batch.").format(
+        what=what, losses=losses, expected=[round(e, 6) for e in expected], top=scores.max())]
     if not all(np.isfinite(losses)):
         lines += [m.describe() for m in _unstable_training(train, X, y, num_classes, kwargs, losses, what)]
     fail("\n".join(lines))
@@ -271,7 +283,7 @@ def _unstable_training(train: Callable[..., object], X: np.ndarray, y: np.ndarra
 
     try:
         single = run_quietly(train, (X[:1], y[:1], num_classes), {**kwargs, "batch_size": 1})
-        _, _, one_row = _training_result(single, what, ((X.shape[1], num_classes), (num_classes,)),
+        *_parameters, one_row = _training_result(single, what, ((X.shape[1], num_classes), (num_classes,)),
                                          expected_dtype(X), 2)
     except (Exception, AssertionError):  # noqa: BLE001 (the experiment only serves the diagnosis)
         return []
@@ -318,19 +330,21 @@ def check_training(
                                     expected_dtype(X), epochs)
     accuracy = _accuracy(W, b, X_test, y_test)
     if not all(np.isfinite(losses)):
-        fail(f"{what}: the loss history contains nan or inf: {losses[:5]}...")
+        fail(_("{what}: the loss history contains nan or inf: {first}...").format(what=what, first=losses[:5]))
     problems = []
     if losses[-1] >= losses[0]:
-        problems.append(f"the training loss did not go down: first epoch {losses[0]:.4g}, last {losses[-1]:.4g}.")
+        problems.append(_("the training loss did not go down: first epoch {first:.4g}, last {last:.4g}.").format(
+            first=losses[0], last=losses[-1]))
     elif max_final_loss is not None and losses[-1] > max_final_loss:
-        problems.append(f"the training loss ends at {losses[-1]:.4g}; a correct implementation reaches well "
-                        f"below {max_final_loss:g} with these settings.")
+        problems.append(_("the training loss ends at {last:.4g}; a correct implementation reaches well below "
+                          "{limit:g} with these settings.").format(last=losses[-1], limit=max_final_loss))
     if accuracy < min_accuracy:
-        problems.append(f"the accuracy on the held-out data is {accuracy:.3f}; a correct implementation reaches at "
-                        f"least {min_accuracy:g} with these settings.")
+        problems.append(_("the accuracy on the held-out data is {accuracy:.3f}; a correct implementation reaches at "
+                          "least {limit:g} with these settings.").format(accuracy=accuracy, limit=min_accuracy))
     if not problems:
         return
-    lines = [f"{what}: " + " ".join(problems)]
+    # TRANSLATORS: the call, then what went wrong (one or two of the sentences above, joined by a space)
+    lines = [_("{what}: {problems}").format(what=what, problems=" ".join(problems))]
     predictions = reference.predict(W, b, X_test)
     if losses[-1] > losses[0]:
         lines.append(SGD_ASCENDS.describe())
@@ -343,8 +357,8 @@ def check_training(
             retry = _training_result(run_quietly(train, (X[order], y[order], num_classes), kwargs),
                                      what, ((X.shape[1], num_classes), (num_classes,)), expected_dtype(X), epochs)
             if _accuracy(retry[0], retry[1], X_test, y_test) >= min_accuracy:
-                lines.append("With the same data shuffled once beforehand, your training reaches the accuracy: "
-                             "the order of the data is the problem.\n" + NO_SHUFFLE.describe())
+                lines.append(_("With the same data shuffled once beforehand, your training reaches the accuracy: the "
+                               "order of the data is the problem.") + "\n" + NO_SHUFFLE.describe())
         except (Exception, AssertionError):  # the retry is only for the diagnosis
             pass
     fail("\n".join(lines))
@@ -368,8 +382,8 @@ def check_deterministic(train: Callable[..., object], X: np.ndarray, y: np.ndarr
     what = _describe_call(name, (X, y, num_classes), kwargs, ("X", "y", "num_classes"), "")
     same_seed = [np.concatenate([np.ravel(r[0]), np.ravel(r[1])]) for r in results]
     if not np.array_equal(same_seed[0], same_seed[1]):
-        fail(f"{what}: two runs with seed=0 gave different weights (relative difference "
-             f"{relative_error(same_seed[0], same_seed[1]):.2e}).\n" + UNSEEDED_RANDOMNESS.describe())
+        fail(_("{what}: two runs with seed=0 gave different weights (relative difference {error:.2e}).").format(
+            what=what, error=relative_error(same_seed[0], same_seed[1])) + "\n" + UNSEEDED_RANDOMNESS.describe())
     if np.array_equal(same_seed[0], same_seed[2]):
         # Not shuffled at all, or shuffled by a generator that ignores the seed? Data sorted by
         # label tells them apart: shuffled training copes with it, unshuffled training does not.
@@ -380,8 +394,8 @@ def check_deterministic(train: Callable[..., object], X: np.ndarray, y: np.ndarr
                                           {"seed": 0, **kwargs})[:2]
         unsorted_accuracy = _accuracy(np.asarray(results[0][0]), np.asarray(results[0][1]), X, y)
         shuffles = _accuracy(np.asarray(W_sorted), np.asarray(b_sorted), X, y) >= unsorted_accuracy - 0.2
-        fail(f"{what}: seed=0 and seed=1 gave identical weights, so the seed does not decide the order "
-             "of the mini-batches.\n" + (SEED_IGNORED if shuffles else NO_SHUFFLE).describe())
+        fail(_("{what}: seed=0 and seed=1 gave identical weights, so the seed does not decide the order of the "
+               "mini-batches.").format(what=what) + "\n" + (SEED_IGNORED if shuffles else NO_SHUFFLE).describe())
 
 
 def check_sgd_loop(
@@ -427,24 +441,31 @@ def check_sgd_loop(
         outcome = call_student(train, X, y, num_classes, arg_names=("X", "y", "num_classes"), name=name, **kwargs)
     finally:
         namespace[helper] = original
-    _, _, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
+    *_parameters, losses = _training_result(outcome.value, what, ((X.shape[1], num_classes), (num_classes,)),
                                     expected_dtype(X), epochs)
     per_epoch = -(-n // batch_size)
     if not calls:
-        fail(f"{what} never called {helper}(): compute the loss and gradients of every mini-batch with it.")
+        fail(_("{what} never called {helper}(): compute the loss and gradients of every mini-batch with it.").format(
+            what=what, helper=helper))
     if len(calls) != epochs * per_epoch:
         sizes = [len(c[0]) for c in calls[:per_epoch + 1]]
-        message = (f"{what} called {helper}() {len(calls)} times; {epochs} epochs of {n} rows in mini-batches "
-                   f"of {batch_size} take {per_epoch} calls each, {epochs * per_epoch} in all. The first batch "
-                   f"sizes: {sizes}.")
+        # TRANSLATORS: the four counts below are each written with their noun: "1 time", "3 times", "2 epochs", ...
+        message = _("{what} called {helper}() {times}; {epochs} of {rows} in mini-batches of {batch_size} take "
+                    "{calls} each, {total} in all. The first batch sizes: {sizes}.").format(
+            what=what, helper=helper, times=ngettext("{count} time", "{count} times", len(calls)).format(
+                count=len(calls)),
+            epochs=ngettext("{count} epoch", "{count} epochs", epochs).format(count=epochs),
+            rows=ngettext("{count} row", "{count} rows", n).format(count=n), batch_size=batch_size,
+            calls=ngettext("{count} call", "{count} calls", per_epoch).format(count=per_epoch),
+            total=epochs * per_epoch, sizes=sizes)
         if len(calls) == epochs * (n // batch_size) and n % batch_size:
             message += "\n" + LAST_BATCH_DROPPED.describe()
         fail(message)
     sizes = [len(c[0]) for c in calls[:per_epoch]]
     expected_sizes = [batch_size] * (n // batch_size) + ([n % batch_size] if n % batch_size else [])
     if sizes != expected_sizes:
-        fail(f"{what}: the mini-batches of the first epoch have {sizes} rows; expected {expected_sizes}: "
-             "consecutive slices of one permutation of the rows.")
+        fail(_("{what}: the mini-batches of the first epoch have {sizes} rows; expected {expected}: consecutive "
+               "slices of one permutation of the rows.").format(what=what, sizes=sizes, expected=expected_sizes))
     reference_rows = np.sort(X.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel())
     for epoch in range(epochs):
         batches = calls[epoch * per_epoch:(epoch + 1) * per_epoch]
@@ -452,17 +473,18 @@ def check_sgd_loop(
         rows = np.ascontiguousarray(rows, dtype=X.dtype)
         if not np.array_equal(np.sort(rows.view(np.dtype((np.void, X.dtype.itemsize * X.shape[1]))).ravel()),
                               reference_rows):
-            fail(f"{what}: in epoch {epoch + 1} the mini-batches did not contain every row of X exactly once; "
-                 "take them from a permutation of the rows (rng.permutation(N)), not by sampling with "
-                 "replacement.")
+            fail(_("{what}: in epoch {epoch} the mini-batches did not contain every row of X exactly once; take "
+                   "them from a permutation of the rows (rng.permutation(N)), not by sampling with "
+                   "replacement.").format(what=what, epoch=epoch + 1))
         given = {c[1] for c in batches}
         if given != {reg}:
-            fail(f"{what} passed reg = {sorted(given)} to {helper}(); it was asked for reg = {reg}.\n"
-                 + REG_NOT_PASSED.describe())
+            fail(_("{what} passed reg = {given} to {helper}(); it was asked for reg = {reg}.").format(
+                what=what, given=sorted(given), helper=helper, reg=reg) + "\n" + REG_NOT_PASSED.describe())
         mean_loss = float(np.mean([c[2] for c in batches]))
         if abs(losses[epoch] - mean_loss) > 1e-9 * max(1.0, abs(mean_loss)):
-            fail(f"{what}: history['loss'][{epoch}] is {losses[epoch]:.6g}, but the mean of that epoch's "
-                 f"mini-batch losses is {mean_loss:.6g}: record the mean of the losses that "
-                 f"{helper}() returned during the epoch.")
+            fail(_("{what}: history['loss'][{epoch}] is {loss:.6g}, but the mean of that epoch's mini-batch losses "
+                   "is {mean:.6g}: record the mean of the losses that {helper}() returned during the epoch.").format(
+                what=what, epoch=epoch, loss=losses[epoch], mean=mean_loss, helper=helper))
     if epochs > 1 and all(np.array_equal(calls[e * per_epoch][0], calls[0][0]) for e in range(1, epochs)):
-        fail(f"{what}: every epoch started with the same mini-batch.\n" + ORDER_DRAWN_ONCE.describe())
+        fail(_("{what}: every epoch started with the same mini-batch.").format(what=what) + "\n"
+             + ORDER_DRAWN_ONCE.describe())

@@ -1,7 +1,10 @@
 """nbgrader preprocessors that make autograding robust and honest, one per module.
 
 ``nbgrader_config.py`` puts these into nbgrader's own pipeline, so that the standard commands
-(``nbgrader autograde ps1_softmax``) use them:
+(``nbgrader generate_assignment``, ``nbgrader autograde``, ``nbgrader generate_feedback``) use them:
+
+:class:`FillCourseAddress` (release)
+    Fills the course's address (:mod:`softgrad.about`) into the released notebooks.
 
 :class:`InspectSubmission` (sanitizing, before nbgrader restores the test cells)
     Notes what the student did to the notebook's structure: test cells deleted, edited,
@@ -16,6 +19,8 @@
     print, a time budget for the whole notebook, a kernel that ignores an interrupt is
     killed, and a kernel that dies (``os._exit``, a crash, the memory limit) costs the
     cells that did not run, with the reason in each, instead of failing the notebook.
+:class:`LinkMistakeSections` (feedback)
+    Every known mistake a failed test names gets a link to the section of the book that teaches it.
 :class:`VerifyOutsideKernel` (after execution, before nbgrader saves the scores)
     Re-runs the test cells outside the student's kernel (:mod:`softgrad.grader.replay`); a test
     that passed in the notebook but fails there scores 0. Reads the student's cells for the
@@ -25,9 +30,12 @@ Every finding is stored in the autograded notebook's metadata (``metadata.softgr
 where :func:`softgrad.grader.report.grading_report` collects the class's report.
 """
 
+from softgrad.grader.preprocessors.address import FillCourseAddress
 from softgrad.grader.preprocessors.dedupe import SafeDeduplicateIds
 from softgrad.grader.preprocessors.execute import SafeExecute
 from softgrad.grader.preprocessors.inspect import InspectSubmission
+from softgrad.grader.preprocessors.links import LinkMistakeSections
 from softgrad.grader.preprocessors.verify import VerifyOutsideKernel
 
-__all__ = ["InspectSubmission", "SafeDeduplicateIds", "SafeExecute", "VerifyOutsideKernel"]
+__all__ = ["FillCourseAddress", "InspectSubmission", "LinkMistakeSections", "SafeDeduplicateIds", "SafeExecute",
+           "VerifyOutsideKernel"]

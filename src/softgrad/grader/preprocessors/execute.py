@@ -1,7 +1,9 @@
-"""Executing: nbgrader's ``Execute`` with limits on memory, output and time, and survival of kernel death."""
+"""Executing: nbgrader's ``Execute`` with limits on memory, output and time, survival of kernel death, and
+the notebook's language given to its kernel (and to the errors the grader writes into its cells)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -15,15 +17,24 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
+from softgrad import i18n
 from softgrad.grader import guard
 from softgrad.grader.integrity import Finding
 from softgrad.grader.preprocessors.common import cell_kind, error_output, label, record
+from softgrad.i18n import _
 
 __all__ = ["SafeExecute"]
 
 
 class SafeExecute(Execute):
-    """nbgrader's ``Execute`` with limits on memory, output and time, and survival of kernel death."""
+    """nbgrader's ``Execute`` with limits on memory, output and time, and survival of kernel death.
+
+    A notebook that declares its language (``metadata.softgrad.language``, as the Chinese copies of the
+    exercises do) gets a kernel whose ``SOFTGRAD_LANG`` says it, so that the course's checks write
+    their messages in that language (:mod:`softgrad.i18n`); other notebooks' kernels inherit the
+    grader's environment. The errors the grader itself writes into the cells (a timeout, a dead
+    kernel, a cell not run) are in the notebook's language too: the student reads them in the feedback.
+    """
 
     memory_limit_mb = Integer(4096, help="Address space of the kernel, in MiB (0: no limit).").tag(config=True)
     output_limit_bytes = Integer(
@@ -48,7 +59,7 @@ class SafeExecute(Execute):
 
     def preprocess(self, nb, resources=None, km=None):
         self._stopped: str | None = None
-        self._killed_for: str | None = None
+        self._killed_for: int | None = None  # the memory limit (MiB) the kernel was killed for
         self._timed_out = False
         self._started = time.monotonic()
         self._printed: dict[int, int] = {}
@@ -59,9 +70,21 @@ class SafeExecute(Execute):
         finally:
             self._watch_stop.set()
 
+    def _in_language(self) -> contextlib.AbstractContextManager[None]:
+        """Within the block, :func:`softgrad.i18n._` speaks the notebook's language (main thread only)."""
+        return i18n.notebook_language_is(i18n.notebook_language(self.nb.metadata))
+
     # -- the kernel: started with a memory limit, and watched --
 
+    def _language_environment(self, kwargs: dict) -> dict:
+        """``kwargs`` for the kernel's start, with the notebook's language in its environment, if it has one."""
+        language = i18n.notebook_language(self.nb.metadata) if getattr(self, "nb", None) is not None else None
+        if language is None:
+            return kwargs
+        return {**kwargs, "env": {**kwargs.get("env", os.environ), i18n.ENVIRONMENT: language}}
+
     async def async_start_new_kernel(self, **kwargs):
+        kwargs = self._language_environment(kwargs)
         self._start_kwargs = kwargs
         original = list(self.extra_arguments)
         if self.memory_limit_mb and self.limit_address_space:
@@ -108,7 +131,7 @@ class SafeExecute(Execute):
                 return
             match = re.search(r"VmRSS:\s+(\d+)", status)
             if match and int(match.group(1)) > limit_kb:
-                self._killed_for = f"it used more than the memory limit of {self.memory_limit_mb} MiB"
+                self._killed_for = self.memory_limit_mb
                 os.kill(pid, 9)
                 return
 
@@ -126,9 +149,10 @@ class SafeExecute(Execute):
                     record(self.nb, Finding("output-flood", label(self.nb.cells[cell_index], cell_index), 0,
                                              f"printed more than {self.output_limit_bytes:,} characters; the rest "
                                              f"was dropped"))
-                    outs.append(NotebookNode(output_type="stream", name="stdout", text=(
-                        f"\n[the grader dropped the rest of this cell's output: more than "
-                        f"{self.output_limit_bytes:,} characters]\n")))
+                    with self._in_language():
+                        note = _("[the grader dropped the rest of this cell's output: more than {count} "
+                                 "characters]").format(count=f"{self.output_limit_bytes:,}")
+                    outs.append(NotebookNode(output_type="stream", name="stdout", text=f"\n{note}\n"))
                 return None
         return super().output(outs, msg, display_id, cell_index)
 
@@ -185,28 +209,38 @@ class SafeExecute(Execute):
         if self.guard_libraries and self._stopped is None:
             self._guard(cell, index)
         if self._stopped is None and self.notebook_timeout and time.monotonic() - self._started > self.notebook_timeout:
-            self._stopped = f"the notebook used up its {self.notebook_timeout} s of grading time"
+            with self._in_language():
+                self._stopped = _("the notebook used up its {seconds} s of grading time").format(
+                    seconds=self.notebook_timeout)
         if self._stopped is not None:
-            cell.outputs = [error_output("NotRun", f"this cell was not run: {self._stopped}")]
+            with self._in_language():
+                cell.outputs = [error_output("NotRun", _("this cell was not run: {reason}").format(
+                    reason=self._stopped))]
             return cell, self.resources
         self._timed_out = False
         try:
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:
-            reason = self._killed_for or "the process exited or crashed (for example os._exit, or a crash in C code)"
-            cell.outputs.append(error_output("KernelDied", f"the Python kernel died while running this cell: "
-                                                            f"{reason}"))
-            self._stopped = f"the kernel died in an earlier cell ({reason})"
+            with self._in_language():
+                reason = (_("it used more than the memory limit of {limit} MiB").format(limit=self._killed_for)
+                          if self._killed_for is not None else
+                          _("the process exited or crashed (for example os._exit, or a crash in C code)"))
+                cell.outputs.append(error_output("KernelDied", _(
+                    "the Python kernel died while running this cell: {reason}").format(reason=reason)))
+                self._stopped = _("the kernel died in an earlier cell ({reason})").format(reason=reason)
             return cell, self.resources
         except CellTimeoutError:  # the reply came, but the cell's output did not finish arriving
             self._timed_out = True
         if self._timed_out:
-            cell.outputs.append(error_output(
-                "TimeoutError", f"this cell was stopped after {self.timeout} s: an infinite loop, or code far "
-                                f"slower than it needs to be"))
+            with self._in_language():
+                cell.outputs.append(error_output("TimeoutError", _(
+                    "this cell was stopped after {seconds} s: an infinite loop, or code far slower than it needs "
+                    "to be").format(seconds=self.timeout)))
             if not run_sync(self._responds)(self.interrupt_grace):
                 run_sync(self._kill_kernel)()
-                self._stopped = f"the code in an earlier cell did not stop when interrupted after {self.timeout} s"
+                with self._in_language():
+                    self._stopped = _("the code in an earlier cell did not stop when interrupted after {seconds} "
+                                      "s").format(seconds=self.timeout)
         return cell, resources
 
     async def _responds(self, grace: float) -> bool:

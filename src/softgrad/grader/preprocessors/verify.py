@@ -12,10 +12,12 @@ from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Integer, List, Unicode
 
+from softgrad import i18n
 from softgrad.grader import replay
 from softgrad.grader.integrity import Finding, scan_cells
 from softgrad.grader.preprocessors.common import cell_kind, error_output, label, record
 from softgrad.grader.tripwires import ANSWER_KEY
+from softgrad.i18n import _
 
 __all__ = ["VerifyOutsideKernel"]
 
@@ -57,13 +59,13 @@ class VerifyOutsideKernel(NbGraderPreprocessor):
             if result is None:
                 continue
             nb.metadata["softgrad"]["replay"].setdefault("outcomes", {})[grade_id] = result["outcome"]
-            score, _ = nbgrader_utils.determine_grade(cell, self.log)
+            score, _points = nbgrader_utils.determine_grade(cell, self.log)
             if result["outcome"] == "fail" and score:
-                cell.outputs.insert(0, error_output(
-                    "GradingIntegrityError",
-                    "this test passed while your notebook ran, but failed when the grader re-ran it outside your "
-                    f"notebook's Python process, where your code cannot change the checks. The re-run said: "
-                    f"{result['message']}"))
+                with i18n.notebook_language_is(i18n.notebook_language(nb.metadata)):  # the student reads it
+                    cell.outputs.insert(0, error_output("GradingIntegrityError", _(
+                        "this test passed while your notebook ran, but failed when the grader re-ran it outside "
+                        "your notebook's Python process, where your code cannot change the checks. The re-run "
+                        "said: {message}").format(message=result["message"])))
                 record(nb, Finding("retried-outside-kernel", grade_id, 0, result["message"][:500]))
         return nb, resources
 
@@ -98,9 +100,14 @@ class VerifyOutsideKernel(NbGraderPreprocessor):
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
         request = {"notebook": nb, "cwd": str(cwd), "call_timeout": self.call_timeout,
                    "memory_limit_mb": self.memory_limit_mb, "forbidden_modules": list(self.forbidden_modules)}
+        environment = dict(os.environ)
+        language = i18n.notebook_language(nb.metadata)
+        if language is not None:  # the re-run's checks speak the notebook's language, as its kernel's did
+            environment[i18n.ENVIRONMENT] = language
         try:
             done = subprocess.run([sys.executable, "-m", replay.__name__], input=json.dumps(request),
-                                  capture_output=True, text=True, timeout=self.total_timeout, cwd=cwd)
+                                  capture_output=True, text=True, timeout=self.total_timeout, cwd=cwd,
+                                  env=environment)
             return json.loads(done.stdout)
         except subprocess.TimeoutExpired:
             return {"error": f"the re-run took longer than {self.total_timeout} s"}
