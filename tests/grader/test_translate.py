@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import tokenize
-from io import StringIO
 
 import nbformat
 import pytest
@@ -70,17 +68,6 @@ def test_an_untranslated_catalogue_is_refused_with_its_name(tmp_path):
         translate.release(tmp_path, ["ps0_demo"])
 
 
-def _code(source: str) -> str:
-    """The code of a cell without its comments."""
-    lines = source.split("\n")
-    python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
-    for token in reversed(list(tokenize.generate_tokens(StringIO(python).readline))):
-        if token.type == tokenize.COMMENT:
-            row, column = token.start[0] - 1, token.start[1]
-            lines[row] = lines[row][:column].rstrip()
-    return "\n".join(line for line in lines if line.strip())
-
-
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_the_chinese_notebook_is_the_english_one_with_its_text_translated(assignment):
     """Same cells, ids, nbgrader metadata and code: the same gradebook grades both copies."""
@@ -94,7 +81,8 @@ def test_the_chinese_notebook_is_the_english_one_with_its_text_translated(assign
         for a, b in zip(en.cells, zh.cells, strict=True):
             assert b.metadata == a.metadata, f"cell {a.id}: metadata differ"
             if a.cell_type == "code":
-                assert _code(b.source) == _code(a.source), f"cell {a.id}: the code differs, not only comments"
+                code_of = translate.code_without_comments
+                assert code_of(b.source) == code_of(a.source), f"cell {a.id}: the code differs, not only comments"
             elif re.search(r"[A-Za-z]{4,} [A-Za-z]{4,} [A-Za-z]{4,}", re.sub(r"`[^`]*`|\$[^$]*\$", "", a.source)):
                 assert CJK.search(b.source), f"cell {a.id} of {chinese_path.name} is still English"
         assert zh.metadata["softgrad"]["language"] == SECOND_LANGUAGE

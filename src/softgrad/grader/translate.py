@@ -36,7 +36,7 @@ import nbformat
 
 from softgrad.book import LOCALES, SECOND_LANGUAGE
 
-__all__ = ["COMMENTS", "catalogue", "comments", "release", "translate_notebook"]
+__all__ = ["COMMENTS", "catalogue", "code_without_comments", "comments", "release", "translate_notebook"]
 
 RELEASE = "exercises"
 """nbgrader's release folder (``nbgrader_config.py``); the translations go in ``exercises/<language>/``."""
@@ -84,7 +84,7 @@ class _Block(NamedTuple):
     text: str  # the comment's words, lines joined by spaces
 
 
-def _comment_blocks(source: str) -> list[_Block]:
+def _comment_blocks(source: str, *, keep_tool_comments: bool = False) -> list[_Block]:
     lines = source.split("\n")
     # IPython's magics (%pip) are not Python: tokenise the cell without them
     python = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in lines)
@@ -96,7 +96,7 @@ def _comment_blocks(source: str) -> list[_Block]:
     for token in tokens:
         row, column = token.start[0] - 1, token.start[1]
         prefix, words = lines[row][:column], token.string[1:].strip()
-        if _TOOL_COMMENT.match(token.string) or not words:
+        if (_TOOL_COMMENT.match(token.string) and not keep_tool_comments) or not words:
             continue
         whole_line = not prefix.strip()
         previous = blocks[-1] if blocks else None
@@ -105,6 +105,15 @@ def _comment_blocks(source: str) -> list[_Block]:
         else:
             blocks.append(_Block(row, row, prefix if whole_line else prefix.rstrip() + "  ", words))
     return blocks
+
+
+def code_without_comments(source: str) -> str:
+    """A code cell's code, its comments (what a translation changes) and blank lines left out."""
+    lines = source.split("\n")
+    for block in reversed(_comment_blocks(source, keep_tool_comments=True)):
+        for row in range(block.first, block.last + 1):
+            lines[row] = block.prefix.rstrip() if block.prefix.strip() else ""
+    return "\n".join(line.rstrip() for line in lines if line.strip())
 
 
 def _pattern(msgid: str) -> re.Pattern:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import NbGraderPreprocessor
 
+from softgrad import i18n
 from softgrad.grader.integrity import Finding
 from softgrad.grader.preprocessors.common import HIDDEN_TESTS, record
+from softgrad.grader.translate import code_without_comments
 
 __all__ = ["InspectSubmission"]
 
@@ -18,7 +20,10 @@ class InspectSubmission(NbGraderPreprocessor):
         from nbgrader.api import Gradebook, MissingEntry
 
         info = resources["nbgrader"]
-        nb.metadata["softgrad"] = {"findings": []}
+        language = i18n.notebook_language(nb.metadata)
+        # the notebook's language stays: the kernel answers in it (SafeExecute)
+        nb.metadata["softgrad"] = {"findings": [], **({"language": language} if language else {})}
+        translated = language not in (None, "en")
         seen: dict[str, int] = {}
         with Gradebook(info["db_url"]) as gradebook:
             try:
@@ -44,7 +49,7 @@ class InspectSubmission(NbGraderPreprocessor):
                     record(nb, Finding("test-cell-changed", grade_id, 0,
                                         f"{where} was turned from {original.cell_type} into {cell.cell_type}; "
                                         f"nbgrader turned it back"))
-                elif original.locked and _normalise(cell.source) != _normalise(HIDDEN_TESTS.sub("", original.source)):
+                elif original.locked and _edited(cell, HIDDEN_TESTS.sub("", original.source), translated):
                     record(nb, Finding("test-cell-changed", grade_id, 0,
                                         f"{where}: the locked cell was edited; nbgrader restored the original"))
             for name, original in source_cells.items():
@@ -56,6 +61,14 @@ class InspectSubmission(NbGraderPreprocessor):
                     record(nb, Finding("submission-problem", cell.name, 0,
                                         "the answer cell was deleted (answers in other cells still count)"))
         return nb, resources
+
+
+def _edited(cell: NotebookNode, original: str, translated: bool) -> bool:
+    """Whether a locked cell differs from its source. A translated copy (exercises/zh_CN) differs by
+    design in its text and comments: there only the code counts."""
+    if not translated:
+        return _normalise(cell.source) != _normalise(original)
+    return cell.cell_type == "code" and code_without_comments(cell.source) != code_without_comments(original)
 
 
 def _normalise(source: str) -> str:
