@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import ast
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from support.entries import Entry
 
 from softgrad import book
 from softgrad.book import FEEDBACK_WIDTH, feedback, mistake_table
@@ -81,12 +81,6 @@ def test_feedback_works_with_the_course_checks():
 # ---- mistake_table ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    title: str
-    explanation: str
-    section: str
 
 
 CATALOGUE = [

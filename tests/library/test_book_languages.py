@@ -8,10 +8,10 @@ in both languages, and each edition shows its own (``_ext/glue_language.py``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from support.entries import Entry
 
 from softgrad import i18n
 from softgrad.book import LANGUAGES, SECOND_LANGUAGE, feedback, glue_mistake_table, mistake_table, translated_key
@@ -139,12 +139,6 @@ def test_chinese_lines_are_wrapped_by_their_width_on_screen():
 # ---- mistake tables ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    title: str
-    explanation: str
-    section: str
 
 
 SOFTMAX = "Chapter 1, The softmax function, section 'The max trick'"
