@@ -32,12 +32,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("classgrade")]
 
 # The kernel's parent is the grading worker: killing it is what an out-of-memory killer or a
 # crashed machine does to a worker mid-submission.
-KILL_THE_WORKER = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"
+# The grading process that started the kernel (jupyter_client tells every kernel its pid; the kernel's
+# parent process is a template, see softgrad.grader.template): what a submission that kills its grader kills.
+GRADER = "int(os.environ['JPY_PARENT_PID'])"
+KILL_THE_WORKER = f"import os, signal\nos.kill({GRADER}, signal.SIGKILL)\n"
 
 
 def kill_the_worker_once(flag: Path) -> str:
     return (f"import os, pathlib, signal\nif not pathlib.Path({str(flag)!r}).exists():\n"
-            f"    pathlib.Path({str(flag)!r}).write_text('killed')\n    os.kill(os.getppid(), signal.SIGKILL)\n")
+            f"    pathlib.Path({str(flag)!r}).write_text('killed')\n    os.kill({GRADER}, signal.SIGKILL)\n")
 
 
 def new_course(workdir: Path, db: str | None = None) -> tuple[Path, Path, dict[str, str]]:

@@ -85,9 +85,10 @@ table = {"a": np.ones(2)}
 '''
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with Sandbox(cwd=tmp_path_factory.mktemp("sandbox"), call_timeout=2, interrupt_grace=2) as box:
+@pytest.fixture(scope="module", params=scaffold.SANDBOX_ORIGINS)
+def sandbox(tmp_path_factory, request):
+    with Sandbox(cwd=tmp_path_factory.mktemp("sandbox"), origin=request.param(), call_timeout=2,
+                 interrupt_grace=2) as box:
         box.run_cell("student", STUDENT)
         yield box
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from support import scaffold
 
 from softgrad.grader import tripwires
 from softgrad.grader.sandbox import Sandbox
@@ -71,9 +72,10 @@ TRIPPED = ["attribute_of_the_package", "name_imported_from_the_module", "import_
            "imported_afresh", "a_submodule_of_the_checks"]
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory):
-    with Sandbox(cwd=tmp_path_factory.mktemp("tripwires"), call_timeout=20, interrupt_grace=2) as box:
+@pytest.fixture(scope="module", params=scaffold.SANDBOX_ORIGINS)
+def sandbox(tmp_path_factory, request):
+    with Sandbox(cwd=tmp_path_factory.mktemp("tripwires"), origin=request.param(), call_timeout=20,
+                 interrupt_grace=2) as box:
         box.run_cell("student", ROUTES)
         assert not box.cell_errors, box.cell_errors
         yield box

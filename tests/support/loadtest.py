@@ -13,13 +13,18 @@ As a benchmark (numbers for the closing note and the instructor guide's "How fas
 
 grades the same class with plain serial ``nbgrader autograde`` (``--baseline``) and with
 ``softgrad grade`` on 1 and 2 workers, checks every grade, and prints submissions per minute
-and the speed-ups. Each configuration grades its own copy of the class.
+and the speed-ups, with the CPU time every grading process used per submission. With
+``--without-templates`` each configuration is run a second time with its processes started as
+new Pythons instead of forked from templates (:mod:`softgrad.grader.template`): the grader as
+it was before them. Each configuration grades its own copy of the class.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -28,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from softgrad.grader import report
+from softgrad.grader import template as grader_template
 from support import scaffold
 from support.adversarial import ASSIGNMENT, CASES, FULL, NOTEBOOK, SOFTMAX_POINTS, WRONG_SOFTMAX, cell, write
 
@@ -89,32 +95,46 @@ class Timing:
     label: str
     students: int
     seconds: float
+    cpu_seconds: float = 0.0  # of every process the grading started, from the kernel's accounting
+
+    @property
+    def cpu_per_submission(self) -> float:
+        return self.cpu_seconds / self.students
 
     @property
     def per_minute(self) -> float:
         return 60.0 * self.students / self.seconds
 
 
+def _children_cpu() -> float:
+    """CPU seconds of every finished process this one started, and theirs (each waits for its own)."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
 def grade_copy(template: Path, workdir: Path, label: str, expected: dict[str, float], workers: int | None,
-               progress=None) -> Timing:
-    """Grade a fresh copy of the class: plain serial nbgrader (``workers`` None) or softgrad grade."""
-    course = workdir / label.replace(" ", "_")
+               progress=None, templates: bool = True) -> Timing:
+    """Grade a fresh copy of the class: plain serial nbgrader (``workers`` None) or softgrad grade;
+    ``templates=False``: every process started as a new Python (``SOFTGRAD_TEMPLATE=0``)."""
+    course = workdir / label.replace(" ", "_").replace(",", "")
     shutil.rmtree(course, ignore_errors=True)
     shutil.copytree(template, course)
-    started = time.perf_counter()
+    switch = {grader_template.SWITCH: "1" if templates else "0"}
+    started, cpu = time.perf_counter(), _children_cpu()
     if workers is None:
-        scaffold.autograde(course, ASSIGNMENT)
+        scaffold.autograde(course, ASSIGNMENT, env=switch)
     else:  # the command an instructor runs, in a process of its own
         done = subprocess.run([sys.executable, "-m", "softgrad", "grade", ASSIGNMENT, "--course", str(course),
                                "--workers", str(workers), *([] if progress else ["--quiet"])],
-                              stdout=subprocess.PIPE, stderr=progress, text=True, timeout=24 * 3600)
+                              stdout=subprocess.PIPE, stderr=progress, text=True, timeout=24 * 3600,
+                              env=os.environ | switch)
         assert done.returncode == 0, f"softgrad grade failed:\n{done.stdout[-3000:]}"
         assert _graded_and_failed(done.stdout) == len(expected), done.stdout
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, _children_cpu() - cpu
     wrong = wrong_grades(course, expected)
     if wrong:
         raise AssertionError(f"{label}: {len(wrong)} wrong grade(s): {dict(list(wrong.items())[:10])}")
-    return Timing(label, len(expected), seconds)
+    return Timing(label, len(expected), seconds, cpu)
 
 
 def _graded_and_failed(summary: str) -> int:
@@ -123,16 +143,26 @@ def _graded_and_failed(summary: str) -> int:
     return int(match.group(1)) + int(match.group(2)) if match else -1
 
 
+NO_TEMPLATE = ", no template"
+
+
 def table(timings: list[Timing]) -> str:
-    baseline = next((t for t in timings if t.label.startswith("nbgrader")), None)
-    one = next((t for t in timings if t.label == "softgrad 1 worker"), None)
-    lines = ["| grading | students | time | submissions per minute | vs serial nbgrader | vs 1 worker |",
-             "|---|---|---|---|---|---|"]
+    """The timings as a Markdown table. Ratios compare runs that start their processes the same way (forked
+    from templates, or as new Pythons), and each run with templates with the same run without them."""
+    by_label = {t.label: t for t in timings}
+
+    def ratio(t: Timing, label: str) -> str:
+        other = by_label.get(label)
+        return f"{t.per_minute / other.per_minute:.2f}x" if other else "-"
+
+    lines = ["| grading | students | time | submissions per minute | CPU per submission | vs serial nbgrader "
+             "| vs 1 worker | vs no template |", "|---|---|---|---|---|---|---|---|"]
     for t in timings:
-        versus_baseline = f"{t.per_minute / baseline.per_minute:.2f}x" if baseline else "-"
-        versus_one = f"{t.per_minute / one.per_minute:.2f}x" if one else "-"
-        lines.append(f"| {t.label} | {t.students} | {t.seconds:.0f} s | {t.per_minute:.1f} | {versus_baseline} "
-                     f"| {versus_one} |")
+        suffix = NO_TEMPLATE if t.label.endswith(NO_TEMPLATE) else ""
+        before = "-" if suffix else ratio(t, t.label + NO_TEMPLATE)
+        lines.append(f"| {t.label} | {t.students} | {t.seconds:.0f} s | {t.per_minute:.1f} | "
+                     f"{t.cpu_per_submission:.2f} s | {ratio(t, 'nbgrader autograde (serial)' + suffix)} | "
+                     f"{ratio(t, 'softgrad 1 worker' + suffix)} | {before} |")
     return "\n".join(lines)
 
 
@@ -142,17 +172,24 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--baseline", action="store_true", help="also grade with plain serial nbgrader autograde")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/softgrad-loadtest"))
+    parser.add_argument("--without-templates", action="store_true",
+                        help="grade each configuration a second time with every process started as a new Python "
+                             "(SOFTGRAD_TEMPLATE=0): the grader before templates")
     options = parser.parse_args(arguments)
     shutil.rmtree(options.workdir, ignore_errors=True)
     template, expected = make_class(options.workdir / "template", options.students)
     timings = []
-    if options.baseline:
-        timings.append(grade_copy(template, options.workdir, "nbgrader autograde (serial)", expected, None))
-        print(table(timings), flush=True)
-    for workers in options.workers:
-        label = f"softgrad {workers} worker" + ("s" if workers > 1 else "")
-        timings.append(grade_copy(template, options.workdir, label, expected, workers, progress=sys.stderr))
-        print(table(timings), flush=True)
+    for templates in (False, True) if options.without_templates else (True,):
+        suffix = "" if templates else NO_TEMPLATE
+        if options.baseline:
+            timings.append(grade_copy(template, options.workdir, "nbgrader autograde (serial)" + suffix, expected,
+                                      None, templates=templates))
+            print(table(timings), flush=True)
+        for workers in options.workers:
+            label = f"softgrad {workers} worker" + ("s" if workers > 1 else "") + suffix
+            timings.append(grade_copy(template, options.workdir, label, expected, workers, progress=sys.stderr,
+                                      templates=templates))
+            print(table(timings), flush=True)
     return 0
 
 

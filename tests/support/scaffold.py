@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from softgrad.grader.course import course_db_url
 from softgrad.grader.grade import failure_from_log
@@ -121,7 +122,7 @@ def submit(course: Path, assignment: str, student: str, notebooks: Mapping[str, 
     return folder
 
 
-def autograde(course: Path, assignment: str, *extra: str) -> dict[str, list[dict]]:
+def autograde(course: Path, assignment: str, *extra: str, env: dict[str, str] | None = None) -> dict[str, list[dict]]:
     """Grade every submitted student in one ``nbgrader autograde ASSIGNMENT`` run, safely.
 
     Before nbgrader runs, :func:`inspect_submissions` looks at the submitted files (a notebook
@@ -130,9 +131,10 @@ def autograde(course: Path, assignment: str, *extra: str) -> dict[str, list[dict
     cell of that notebook in the gradebook (never a grade left over from an earlier run), with
     the reason. Returns the problems found, by student; :func:`grading_report` writes the
     class's report. Raises only when nbgrader failed for reasons that are not one student's.
+    ``env``: more environment variables for nbgrader.
     """
     problems = inspect_submissions(course, assignment)
-    env = dict(os.environ)
+    env = dict(os.environ) | (env or {})
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     done = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment, *extra],
                           cwd=course, env=env, capture_output=True, text=True, timeout=24 * 3600)
@@ -181,3 +183,16 @@ def generate_feedback(course: Path, assignment: str, *extra: str) -> Path:
     """``nbgrader generate_feedback ASSIGNMENT``; return the feedback folder."""
     run_nbgrader(course, "generate_feedback", assignment, *extra)
     return course / "feedback"
+
+
+def _template() -> object:
+    from softgrad.grader import template
+
+    found = template.template()
+    assert found is not None, f"no template: is {template.SWITCH}=0 set?"
+    return found
+
+
+# The two ways the grader starts a sandbox: a new Python process, and forked from a template
+# (softgrad.grader.template). Tests of the sandbox run on both.
+SANDBOX_ORIGINS = [pytest.param(lambda: None, id="new-process"), pytest.param(_template, id="forked")]

@@ -11,6 +11,8 @@ Its parts, in the order a submission meets them:
   :mod:`~softgrad.grader.tripwires`: the test cells re-run outside the student's kernel, the
   student's functions in a process of their own that only plain data crosses, the course's
   answer key out of reach;
+* :mod:`~softgrad.grader.template`: the kernel, the re-run and the sandbox of each submission
+  forked from a process that has imported what they need, instead of started from nothing;
 * :mod:`~softgrad.grader.integrity`: what in a submission an instructor should look at;
 * :mod:`~softgrad.grader.classgrade`: ``softgrad grade``, one pipeline of
   :mod:`~softgrad.grader.intake`, :mod:`~softgrad.grader.grade`, :mod:`~softgrad.grader.record`,

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from softgrad.grader import remote, tripwires
+from softgrad.grader import remote, template, tripwires
 from softgrad.testing.rerun import PROXY_MARK
 
 __all__ = ["Proxy", "Sandbox", "SandboxDied", "StudentError", "Unverifiable", "decode", "encode"]
@@ -199,14 +199,16 @@ def _read_message(fd: int, deadline: float | None = None) -> tuple[dict, list[by
 class Sandbox:
     """A Python process that runs a notebook's non-test cells (:meth:`run_cell`) and answers calls.
 
-    The process gets ``memory_limit_mb`` of address space and each call
-    ``call_timeout`` seconds; a call that overruns is interrupted (``SIGINT``), and the
-    process is killed if it does not answer ``interrupt_grace`` seconds later.
+    The process is forked from ``origin``, a template (:mod:`softgrad.grader.template`; by default
+    the one the re-run was forked from), or started as a new Python when there is none.
+    It gets ``memory_limit_mb`` of address space and each call ``call_timeout`` seconds; a call
+    that overruns is interrupted (``SIGINT``), and the process is killed if it does not answer
+    ``interrupt_grace`` seconds later.
     """
 
     def __init__(self, *, cwd: Path, memory_limit_mb: int = 4096,
                  call_timeout: float = 60.0, setup_timeout: float = 300.0, interrupt_grace: float = 3.0,
-                 forbidden_modules: tuple[str, ...] = tripwires.ANSWER_KEY):
+                 forbidden_modules: tuple[str, ...] = tripwires.ANSWER_KEY, origin: template.Template | None = None):
         self.call_timeout = call_timeout
         # handles of sandbox graphs whose stand-ins here were freed: the next request tells the sandbox
         self._released: deque[int] = deque()
@@ -222,11 +224,15 @@ class Sandbox:
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
         env = dict(os.environ, MPLBACKEND="Agg", PYTHONUNBUFFERED="1")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", __spec__.name, str(to_child_r), str(from_child_w)],
-            cwd=cwd, env=env, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=limit_memory,
-        )
+        # Forked from ``origin``, by default (in the re-run) the template that forked this process
+        # (softgrad.grader.template); without one, or if it cannot, a new Python process.
+        self.process = _forked(origin or template.inherited(), cwd, env, memory_limit_mb, (to_child_r, from_child_w))
+        if self.process is None:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", __spec__.name, str(to_child_r), str(from_child_w)],
+                cwd=cwd, env=env, pass_fds=(to_child_r, from_child_w), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=limit_memory,
+            )
         os.close(to_child_r)
         os.close(from_child_w)
         self._to_child, self._from_child = to_child_w, from_child_r
@@ -355,6 +361,21 @@ class Sandbox:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _forked(source: template.Template | None, cwd: Path, env: dict[str, str], memory_limit_mb: int,
+            fds: tuple[int, int]) -> template.Child | None:
+    """The sandbox forked by ``source``, or None."""
+    if source is None:
+        return None
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        return source.spawn(__spec__.name, ["{0}", "{1}"], cwd=cwd, env=env, memory_limit_mb=memory_limit_mb,
+                            stdin=devnull, stdout=devnull, stderr=devnull, pass_fds=fds)
+    except template.TemplateError:
+        return None
+    finally:
+        os.close(devnull)
 
 
 def _change_in_place(target: object, new: object) -> None:

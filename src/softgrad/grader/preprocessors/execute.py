@@ -7,10 +7,16 @@ import contextlib
 import os
 import queue
 import re
+import shutil
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning import LocalProvisioner
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
@@ -18,12 +24,53 @@ from nbgrader.preprocessors import Execute
 from traitlets import Bool, Integer
 
 from softgrad import i18n
-from softgrad.grader import guard
+from softgrad.grader import guard, template
 from softgrad.grader.integrity import Finding
 from softgrad.grader.preprocessors.common import cell_kind, error_output, label, record
 from softgrad.i18n import _
 
-__all__ = ["SafeExecute"]
+__all__ = ["SafeExecute", "TemplateProvisioner"]
+
+
+class TemplateProvisioner(LocalProvisioner):
+    """jupyter_client's provisioner of local kernels, whose kernel is forked from a template.
+
+    A kernel command that is not ``python -m MODULE ...`` of this Python, or a template that cannot
+    fork, starts the kernel the usual way. Like a kernel started by jupyter_client, the forked one
+    leads a process group of its own (interrupts and kills go to the group).
+    """
+
+    template: template.Template | None = None
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        module = _python_module(cmd, kwargs.get("env"))
+        if self.template is None or module is None:
+            return await super().launch_kernel(cmd, **kwargs)
+        cwd = kwargs.get("cwd") or os.getcwd()
+        # What jupyter_client's launcher tells a kernel it starts: which process is its parent. ipykernel
+        # read its default from the environment when the template imported it, so it is said again here.
+        env = {**(kwargs.get("env") or os.environ), "JPY_PARENT_PID": str(os.getpid())}
+        args = [*module[1], f"--IPKernelApp.parent_handle={os.getpid()}"]
+        try:
+            self.process = self.template.spawn(module[0], args, cwd=cwd, env=env, new_session=True)
+        except template.TemplateError as error:
+            self.log.warning("%s; the kernel starts as a new Python process", error)
+            return await super().launch_kernel(cmd, **kwargs)
+        self.pid = self.pgid = self.process.pid
+        self.cwd = cwd
+        return self.connection_info
+
+
+def _python_module(cmd: list[str], env: dict | None) -> tuple[str, list[str]] | None:
+    """``(MODULE, ARGS)`` when ``cmd`` is ``PYTHON -m MODULE ARGS`` with this process's Python, else None."""
+    if len(cmd) < 3 or cmd[1] != "-m":
+        return None
+    found = shutil.which(cmd[0], path=(env or os.environ).get("PATH"))
+    if found is None:
+        return None
+    same = (Path(found).parent.resolve() == Path(sys.executable).parent.resolve()
+            and os.path.realpath(found) == os.path.realpath(sys.executable))
+    return (cmd[2], list(cmd[3:])) if same else None
 
 
 class SafeExecute(Execute):
@@ -82,6 +129,18 @@ class SafeExecute(Execute):
         if language is None:
             return kwargs
         return {**kwargs, "env": {**kwargs.get("env", os.environ), i18n.ENVIRONMENT: language}}
+
+    def create_kernel_manager(self):
+        """nbclient's kernel manager, whose kernel is forked from a template when there is one
+        (:mod:`softgrad.grader.template`): the kernel is still a new process, for this notebook only."""
+        km = super().create_kernel_manager()
+        sources = (cell.source for cell in self.nb.cells if cell.cell_type == "code")
+        found = template.template(template.preload_for(sources))
+        if found is not None:
+            km.kernel_id = km.kernel_id or str(uuid.uuid4())
+            km.provisioner = TemplateProvisioner(kernel_id=km.kernel_id, kernel_spec=km.kernel_spec, parent=km)
+            km.provisioner.template = found
+        return km
 
     async def async_start_new_kernel(self, **kwargs):
         kwargs = self._language_environment(kwargs)

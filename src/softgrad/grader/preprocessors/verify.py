@@ -13,7 +13,7 @@ from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, Dict, Integer, List, Unicode
 
 from softgrad import i18n
-from softgrad.grader import replay
+from softgrad.grader import replay, template
 from softgrad.grader.integrity import Finding, scan_cells
 from softgrad.grader.preprocessors.common import cell_kind, error_output, label, record
 from softgrad.grader.tripwires import ANSWER_KEY
@@ -104,12 +104,38 @@ class VerifyOutsideKernel(NbGraderPreprocessor):
         language = i18n.notebook_language(nb.metadata)
         if language is not None:  # the re-run's checks speak the notebook's language, as its kernel's did
             environment[i18n.ENVIRONMENT] = language
+        data = json.dumps(request).encode()
         try:
-            done = subprocess.run([sys.executable, "-m", replay.__name__], input=json.dumps(request),
-                                  capture_output=True, text=True, timeout=self.total_timeout, cwd=cwd,
-                                  env=environment)
-            return json.loads(done.stdout)
+            output, errors = self._run_forked(nb, data, cwd, environment) or self._run_process(data, cwd, environment)
         except subprocess.TimeoutExpired:
             return {"error": f"the re-run took longer than {self.total_timeout} s"}
+        try:
+            return json.loads(output)
         except json.JSONDecodeError:
-            return {"error": f"the re-run ended without an answer: {done.stderr[-2000:]}"}
+            return {"error": f"the re-run ended without an answer: {errors.decode(errors='replace')[-2000:]}"}
+
+    def _run_process(self, data: bytes, cwd: str, environment: dict) -> tuple[bytes, bytes]:
+        """The re-run in a new Python process: its standard output and error."""
+        done = subprocess.run([sys.executable, "-m", replay.__name__], input=data, capture_output=True,
+                              timeout=self.total_timeout, cwd=cwd, env=environment)
+        return done.stdout, done.stderr
+
+    def _run_forked(self, nb: NotebookNode, data: bytes, cwd: str, environment: dict) -> tuple[bytes, bytes] | None:
+        """The re-run forked from a template that imported what this notebook needs (it forks the sandbox too),
+        or None when there is no template (:mod:`softgrad.grader.template`)."""
+        found = template.template(template.preload_for(c.source for c in nb.cells if c.cell_type == "code"))
+        if found is None:
+            return None
+        (stdin_r, stdin_w), (stdout_r, stdout_w), (stderr_r, stderr_w) = os.pipe(), os.pipe(), os.pipe()
+        try:
+            child = found.spawn(replay.__name__, cwd=cwd, env=environment, stdin=stdin_r, stdout=stdout_w,
+                                stderr=stderr_w, share=True)
+        except template.TemplateError as error:
+            self.log.warning("%s; the re-run starts a new Python process", error)
+            for fd in (stdin_w, stdout_r, stderr_r):
+                os.close(fd)
+            return None
+        finally:
+            for fd in (stdin_r, stdout_w, stderr_w):
+                os.close(fd)
+        return child.communicate(data, (stdin_w, stdout_r, stderr_r), self.total_timeout)
