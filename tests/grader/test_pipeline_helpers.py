@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from support import scaffold
 
@@ -102,3 +104,28 @@ def test_the_summary_says_what_happened():
     assert text.splitlines()[0] == ("ps1_softmax: graded 2, failed 1, already graded 1, flagged 1, in 2 min 30 s "
                                     "on 2 worker(s) (1.2 submissions per minute)")
     assert "failed: cy: not JSON" in text and "worth a look (integrity flags): bob" in text
+
+
+@pytest.mark.slow
+def test_the_exported_gradebook_has_the_class_gradebooks_schema_version_without_running_alembic(tmp_path, monkeypatch):
+    import sqlite3
+
+    from nbgrader import api
+
+    repo = Path(__file__).resolve().parents[2]
+    course = scaffold.make_course(tmp_path, repo, ["ps1_softmax"])
+    scaffold.generate_assignment(course, "ps1_softmax")  # nbgrader stamps the class's gradebook itself
+    with sqlite3.connect(course / "gradebook.db") as connection:
+        (version,) = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+
+    def no_alembic():
+        raise AssertionError("the export ran `alembic heads`")
+
+    monkeypatch.setattr(api, "get_alembic_version", no_alembic)
+    exported = tmp_path / "exported.db"
+    exported.write_bytes(grade.export_assignment(f"sqlite:///{course / 'gradebook.db'}", "ps1_softmax"))
+    with sqlite3.connect(exported) as connection:
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchall() == [(version,)]
+        assert connection.execute("SELECT name FROM assignment").fetchall() == [("ps1_softmax",)]
+    with api.Gradebook(f"sqlite:///{exported}") as copy:  # nbgrader reads it as its own
+        assert {cell.name for cell in copy.find_notebook("softmax", "ps1_softmax").grade_cells}

@@ -16,6 +16,7 @@ the task to another worker; a submission that kills its worker every time comes 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -66,29 +67,53 @@ def export_assignment(db_url: str, assignment: str) -> bytes:
     alembic_on_path()
     with tempfile.TemporaryDirectory(prefix="softgrad-export-") as scratch:
         path = Path(scratch) / "gradebook.db"
-        with Gradebook(db_url) as source, Gradebook(f"sqlite:///{path}") as copy:
-            try:
-                original = source.find_assignment(assignment)
-            except MissingEntry:
-                raise LookupError(
-                    f"assignment {assignment!r} is not in the gradebook {safe_url(db_url)}: run "
-                    f"`nbgrader generate_assignment {assignment} --force` in the course directory first "
-                    "(without --no-db: it stores the hidden tests that autograding restores)") from None
-            copy.add_assignment(assignment, duedate=original.duedate)
-            for notebook in original.notebooks:
-                copy.add_notebook(notebook.name, assignment, kernelspec=notebook.kernelspec)
-                for cell in notebook.grade_cells:
-                    copy.add_grade_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
-                                        cell_type=cell.cell_type)
-                for cell in notebook.solution_cells:
-                    copy.add_solution_cell(cell.name, notebook.name, assignment)
-                for cell in notebook.task_cells:
-                    copy.add_task_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
-                                       cell_type=cell.cell_type)
-                for cell in notebook.source_cells:
-                    copy.add_source_cell(cell.name, notebook.name, assignment, cell_type=cell.cell_type,
-                                         locked=cell.locked, source=cell.source, checksum=cell.checksum)
+        with Gradebook(db_url) as source:
+            _stamp_alembic_version(source, path)
+            with Gradebook(f"sqlite:///{path}") as copy:
+                try:
+                    original = source.find_assignment(assignment)
+                except MissingEntry:
+                    raise LookupError(
+                        f"assignment {assignment!r} is not in the gradebook {safe_url(db_url)}: run "
+                        f"`nbgrader generate_assignment {assignment} --force` in the course directory first "
+                        "(without --no-db: it stores the hidden tests that autograding restores)") from None
+                copy.add_assignment(assignment, duedate=original.duedate)
+                for notebook in original.notebooks:
+                    copy.add_notebook(notebook.name, assignment, kernelspec=notebook.kernelspec)
+                    for cell in notebook.grade_cells:
+                        copy.add_grade_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
+                                            cell_type=cell.cell_type)
+                    for cell in notebook.solution_cells:
+                        copy.add_solution_cell(cell.name, notebook.name, assignment)
+                    for cell in notebook.task_cells:
+                        copy.add_task_cell(cell.name, notebook.name, assignment, max_score=cell.max_score,
+                                           cell_type=cell.cell_type)
+                    for cell in notebook.source_cells:
+                        copy.add_source_cell(cell.name, notebook.name, assignment, cell_type=cell.cell_type,
+                                             locked=cell.locked, source=cell.source, checksum=cell.checksum)
         return path.read_bytes()
+
+
+def _stamp_alembic_version(source, path: Path) -> None:
+    """Give the new SQLite gradebook at ``path`` the schema version of ``source``'s.
+
+    nbgrader stamps a new gradebook with the version that ``alembic heads`` prints, in a
+    subprocess that imports nbgrader again: four seconds of CPU for every run. A database that
+    already has a table is not new to nbgrader, so the copy gets the version table first.
+    """
+    import sqlite3
+
+    from sqlalchemy import text
+
+    try:
+        version = source.db.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except Exception:  # noqa: BLE001 (no version table: nbgrader stamps the copy itself)
+        source.db.rollback()
+        return
+    if version:
+        with contextlib.closing(sqlite3.connect(path)) as connection, connection:
+            connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            connection.execute("INSERT INTO alembic_version (version_num) VALUES (?)", (version,))
 
 
 # ---------------------------------------------------------------- the worker's side
