@@ -347,15 +347,11 @@ def _serve(first: socket.socket) -> _Task | None:
     signal.signal(signal.SIGCHLD, lambda *_: None)  # the wakeup fd is what matters
     connections = {first.fileno(): first}
     statuses: dict[int, int] = {}  # pid -> the write end of its status pipe
-    names = {}
 
     def reap() -> None:
         while statuses:
             try:
-                pid, status, usage = os.wait4(-1, os.WNOHANG)
-                if pid:
-                    with open("/tmp/dev/cpu.log", "a") as log:
-                        log.write(f"{names.get(pid)} {usage.ru_utime + usage.ru_stime:.3f}\n")
+                pid, status = os.waitpid(-1, os.WNOHANG)
             except ChildProcessError:
                 return
             if pid == 0:
@@ -397,7 +393,6 @@ def _serve(first: socket.socket) -> _Task | None:
                         os.close(other)
                 return _Task(request, fds[:-2] + fds[-1:] if request.get("share") else fds)
             statuses[pid] = fds[0]
-            names[pid] = request["module"]
             for other in fds[1:-2] + fds[-1:] if request.get("share") else fds[1:]:
                 os.close(other)
             with contextlib.suppress(OSError):
