@@ -46,6 +46,44 @@ def test_course_config_takes_nbgrader_settings_and_rejects_anything_else(tmp_pat
     assert grader_course.course_db_url(tmp_path) == "sqlite:////x.db"
 
 
+def _gradebook_url(path: Path) -> str:
+    """A new SQLite gradebook's URL, already stamped with a schema version (so nbgrader runs no alembic)."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('stamped')")
+    connection.close()
+    return f"sqlite:///{path}"
+
+
+def test_gradebooks_of_one_url_share_an_engine_and_its_compiled_statements(tmp_path, monkeypatch):
+    """share_gradebook_engines: nbgrader compiles its statements once per process, and closes every connection."""
+    from nbgrader import api
+
+    monkeypatch.setattr(api, "create_engine", api.create_engine)  # undone after the test
+    grader_course.share_gradebook_engines()
+    grader_course.share_gradebook_engines()  # twice changes nothing
+    url, other = _gradebook_url(tmp_path / "a.db"), _gradebook_url(tmp_path / "b.db")
+    with api.Gradebook(url) as gradebook:
+        gradebook.add_student("ada")
+        first = gradebook.engine
+        compiled = len(first._compiled_cache)
+    assert first.pool.checkedout() == 0, "a closed gradebook left a connection open"
+    with api.Gradebook(url) as gradebook:
+        assert gradebook.engine is first
+        assert [student.id for student in gradebook.students] == ["ada"]
+        gradebook.add_student("grace")
+        grown = len(first._compiled_cache) - compiled
+    with api.Gradebook(other) as gradebook:
+        assert gradebook.engine is not first and gradebook.students == []
+    assert grown <= 1, f"{grown} statements compiled again for the second opening"
+    (tmp_path / "a.db").unlink()  # a new file at the same address is a new gradebook
+    _gradebook_url(tmp_path / "a.db")
+    with api.Gradebook(url) as gradebook:
+        assert gradebook.students == []
+
+
 def test_messages_never_show_a_database_password():
     assert grader_course.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
     assert grader_course.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"

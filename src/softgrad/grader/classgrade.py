@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from softgrad.grader.course import alembic_on_path, course_config, course_db_url, safe_url
+from softgrad.grader.course import alembic_on_path, course_config, course_db_url, safe_url, share_gradebook_engines
 from softgrad.grader.feedback import generate_feedback
 from softgrad.grader.grade import dask_grading, make_package, quiet_nbgrader_models
 from softgrad.grader.intake import inspect_submissions, students_to_grade, submission_digest, submission_files
@@ -95,6 +95,7 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
     started = time.perf_counter()
     alembic_on_path()
     quiet_nbgrader_models()
+    share_gradebook_engines()
     run_id = uuid.uuid4().hex[:12]
     db_url = course_db_url(course, db_url)
     config = course_config(course, overrides)

@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from softgrad.grader.course import alembic_on_path, course_config, safe_url
+from softgrad.grader.course import alembic_on_path, course_config, safe_url, share_gradebook_engines
 from softgrad.grader.intake import submission_digest
 
 __all__ = ["Grading", "dask_grading", "export_assignment", "failure_from_log", "grade_submission", "make_package",
@@ -208,6 +208,7 @@ def grade_submission(package: dict, student: str, files: dict[str, bytes], exten
     from nbgrader.api import Gradebook, MissingEntry
 
     quiet_nbgrader_models()
+    share_gradebook_engines()
     started = time.perf_counter()
     space = _workspace(package)
     assignment = package["assignment"]

@@ -28,7 +28,9 @@ output's dtype), and name the known mistake (:mod:`softgrad.mistakes.kernels`) t
 wrong result. A fully masked row (every entry ``-inf``) has softmax 0 (as FlashAttention's output)
 and, in the cross-entropy, loss 0 and gradient 0: padding.
 
-Triton and PyTorch are needed; they are imported when this module is.
+Triton and PyTorch are needed; they are imported when this module is, with :mod:`softgrad.gpu`,
+which under the interpreter makes each launch patch ``triton.language`` once (a third of the
+interpreter's time otherwise: ``softgrad.gpu._patch_each_grid_once``).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from softgrad import reference
+from softgrad import gpu, reference
 from softgrad._failures import fail, format_pair
 from softgrad.i18n import N_, _, ngettext
 from softgrad.mistakes import (
@@ -146,8 +148,6 @@ def _runners() -> list[type]:
 
 def _course_kernels() -> dict[int, str]:
     """The course's own kernels (softgrad.gpu), by identity: launching one is not the student's work."""
-    from softgrad import gpu
-
     names = ("softmax_kernel", "softmax_one_block_kernel", "cross_entropy_kernel")
     return {id(getattr(gpu, name)): f"softgrad.gpu.{name}" for name in names if hasattr(gpu, name)}
 

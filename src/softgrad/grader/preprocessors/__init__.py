@@ -30,12 +30,17 @@ Every finding is stored in the autograded notebook's metadata (``metadata.softgr
 where :func:`softgrad.grader.report.grading_report` collects the class's report.
 """
 
+from softgrad.grader.course import share_gradebook_engines
 from softgrad.grader.preprocessors.address import FillCourseAddress
 from softgrad.grader.preprocessors.dedupe import SafeDeduplicateIds
 from softgrad.grader.preprocessors.execute import SafeExecute
 from softgrad.grader.preprocessors.inspect import InspectSubmission
 from softgrad.grader.preprocessors.links import LinkMistakeSections
 from softgrad.grader.preprocessors.verify import VerifyOutsideKernel
+
+# nbgrader opens its gradebook several times per submission: with one engine per gradebook, the
+# statements it runs are compiled once per process, not once per opening (0.2 s of CPU per submission).
+share_gradebook_engines()
 
 __all__ = ["FillCourseAddress", "InspectSubmission", "LinkMistakeSections", "SafeDeduplicateIds", "SafeExecute",
            "VerifyOutsideKernel"]
