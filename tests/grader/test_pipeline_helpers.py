@@ -78,6 +78,8 @@ def test_gradebooks_of_one_url_share_an_engine_and_its_compiled_statements(tmp_p
     with api.Gradebook(other) as gradebook:
         assert gradebook.engine is not first and gradebook.students == []
     assert grown <= 1, f"{grown} statements compiled again for the second opening"
+    with_options = api.create_engine(url, connect_args={"timeout": 5})  # options that are not hashable
+    assert api.create_engine(url, connect_args={"timeout": 5}) is with_options and with_options is not first
     (tmp_path / "a.db").unlink()  # a new file at the same address is a new gradebook
     _gradebook_url(tmp_path / "a.db")
     with api.Gradebook(url) as gradebook:

@@ -189,7 +189,8 @@ def test_under_the_interpreter_a_launch_patches_the_language_once_not_once_per_c
 
 @pytest.mark.skipif(not gpu.interpreted(), reason="the interpreter's patching: only where Triton interprets")
 def test_a_launch_that_fails_leaves_the_next_launch_patched(counted_patching):
-    """A kernel that raises ends its launch: the next launch patches the language again and computes right."""
+    """A kernel that raises ends its launch: the next launch patches the language itself (nothing of the failed
+    launch's bookkeeping makes it skip that) and computes right."""
     import triton
     import triton.language as tl
     from triton.runtime.errors import InterpreterError

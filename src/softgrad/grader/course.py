@@ -69,7 +69,7 @@ def share_gradebook_engines() -> None:
     engines: dict[tuple, object] = {}
 
     def shared_engine(url, **options):
-        key = (str(url), tuple(sorted(options.items())))
+        key = (str(url), repr(sorted(options.items())))  # options may hold dicts (connect_args)
         if key not in engines:
             engines[key] = create_engine(url, **options)
         return engines[key]
