@@ -9,7 +9,12 @@ the address in ``softgrad.about`` and nowhere else.
 
 from __future__ import annotations
 
+import re
+
 from softgrad import about
+
+# A MyST code cell: its opening fence (three or more backticks or tildes) to the same fence.
+_CODE_CELL = re.compile(r"^(`{3,}|~{3,})\{code-cell\}[^\n]*\n.*?^\1[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 def _point_the_theme_at_the_repository(app, config):
@@ -25,8 +30,13 @@ def _point_the_theme_at_the_repository(app, config):
 def _fill_placeholders(app, docname, source):
     # The text extracted for translation keeps the placeholders (a fork's address changes no
     # catalogue); softgrad.book fills the catalogues' entries when it builds a translation.
+    # Code cells are filled for the extraction too: their code is not extracted, and the execution
+    # cache knows a chapter by its code, so the extraction reuses the chapters the build executed
+    # (with the placeholder left in, every chapter ran a second time).
     if app.builder.name != "gettext":
         source[0] = about.fill(source[0])
+    else:
+        source[0] = _CODE_CELL.sub(lambda cell: about.fill(cell.group(0)), source[0])
 
 
 def setup(app):

@@ -111,6 +111,27 @@ def test_test_cells_follow_the_house_style(path: Path):
         assert checks, f"{grade_id}: the visible part checks nothing"
 
 
+@pytest.mark.parametrize("path", SOURCES)
+def test_every_test_cell_stands_alone(path: Path):
+    """A test cell reads only names it assigns itself or that the notebook's other cells assign, never another
+    test's: one failed test does not fail the next, and the grader's re-run may skip a test that scored nothing."""
+    import builtins
+
+    from softgrad.grader.cells import cell_kind
+    from softgrad.grader.replay import _assigned_names
+
+    nb = nbformat.read(path, as_version=4)
+    outside = set(dir(builtins)) | {"get_ipython", "display"}
+    outside |= {name for c in nb.cells if c.cell_type == "code" and cell_kind(c) != "test"
+                for name in _assigned_names(c.source)}
+    for cell in _test_cells(nb):
+        loaded = {n.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Name)
+                  and isinstance(n.ctx, ast.Load)}
+        from_other_tests = loaded - _assigned_names(cell.source) - outside
+        grade_id = _meta(cell)["grade_id"]
+        assert not from_other_tests, f"{grade_id} reads {sorted(from_other_tests)} from another test cell"
+
+
 @pytest.mark.parametrize("path", RELEASES)
 def test_release_notebook_hides_solutions_and_hidden_tests(path: Path):
     assert path.exists(), f"{path} is missing: run ./course release"

@@ -9,12 +9,14 @@ run in a :class:`~softgrad.grader.sandbox.Sandbox`, and each name the student de
 :class:`~softgrad.grader.sandbox.Proxy`. The test cells, restored by nbgrader from the gradebook,
 then run exactly as written, against NumPy and checks that the student's code never touched.
 
-Each test cell gets one of three outcomes: ``pass``, ``fail`` (with the message), or
+Each test cell gets one of four outcomes: ``pass``, ``fail`` (with the message),
 ``unverifiable`` (the cell hands the student's function something that cannot cross the
 process boundary, or uses a check that only makes sense in the student's own process, such
-as counting the lines it runs). :class:`softgrad.grader.preprocessors.VerifyOutsideKernel` keeps the lower
-of the two grades, so this re-run can take points away that the notebook run gave, never add
-any.
+as counting the lines it runs), or ``skipped`` (the cell scored nothing in the notebook run).
+:class:`softgrad.grader.preprocessors.VerifyOutsideKernel` keeps the lower of the two grades, so
+this re-run can take points away that the notebook run gave, never add any: a cell that
+scored nothing has nothing to lose, and is not run again. A later test cell that fails here
+only because it reads a name that a skipped cell assigns is ``unverifiable``, not ``fail``.
 
 Run as ``python -m softgrad.grader.replay`` with a request as JSON on stdin; the answer is JSON on
 stdout.
@@ -40,8 +42,11 @@ def _first_line(text: str, limit: int = 1500) -> str:
 
 
 def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb: int,
-                    forbidden_modules: tuple[str, ...]) -> dict:
-    """Re-run the test cells of an executed notebook (a dict in nbformat 4); see the module docstring."""
+                    forbidden_modules: tuple[str, ...], skip: frozenset[str] = frozenset()) -> dict:
+    """Re-run the test cells of an executed notebook (a dict in nbformat 4); see the module docstring.
+
+    ``skip``: the grade ids of test cells not to run again (those that scored nothing in the notebook run).
+    """
     from IPython.core.interactiveshell import InteractiveShell
 
     from softgrad.grader.sandbox import Sandbox, SandboxDied, Unverifiable
@@ -52,6 +57,7 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
     shell = InteractiveShell.instance()
     namespace = shell.user_ns
     provided: set[str] = set()
+    assigned_by_skipped: set[str] = set()
     sandbox = None
     # In notebook order, as the kernel ran them: a cell that loops or exits costs what comes
     # after it, not the tests that ran before.
@@ -79,6 +85,10 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
             if kind != "test":
                 continue
             grade_id = _grade_id(cell)
+            if grade_id in skip:
+                results[grade_id] = {"outcome": "skipped", "message": "it scored nothing in the notebook run"}
+                assigned_by_skipped |= _assigned_names(_source(cell))
+                continue
             if sandbox is None or sandbox.dead_reason:
                 reason = sandbox.dead_reason if sandbox is not None else notes[-1]
                 results[grade_id] = {"outcome": "fail", "message": f"SandboxDied: {reason}"}
@@ -94,6 +104,9 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
             if isinstance(error, Unverifiable) or UNVERIFIABLE:
                 reason = str(error) if isinstance(error, Unverifiable) else UNVERIFIABLE[0]
                 results[grade_id] = {"outcome": "unverifiable", "message": reason}
+            elif isinstance(error, NameError) and getattr(error, "name", None) in assigned_by_skipped:
+                results[grade_id] = {"outcome": "unverifiable", "message": (
+                    f"it reads {error.name!r}, which a test cell that was not re-run assigns")}
             elif error is None:
                 results[grade_id] = {"outcome": "pass", "message": ""}
             else:
@@ -124,6 +137,27 @@ def _bind_student_names(namespace: dict, sandbox, provided: set[str]) -> None:
                 namespace.pop(name, None)
 
 
+def _assigned_names(source: str) -> set[str]:
+    """The names a cell's code may bind (assignments, imports, definitions, loop targets, at any depth)."""
+    import ast
+
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    try:
+        tree = ast.parse(TransformerManager().transform_cell(source))
+    except SyntaxError:
+        return set()
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
 def _source(cell: dict) -> str:
     source = cell.get("source", "")
     return "".join(source) if isinstance(source, list) else source
@@ -138,7 +172,8 @@ def main() -> None:
     try:
         answer = replay_notebook(request["notebook"], cwd=Path(request["cwd"]),
                                  call_timeout=request["call_timeout"], memory_limit_mb=request["memory_limit_mb"],
-                                 forbidden_modules=tuple(request["forbidden_modules"]))
+                                 forbidden_modules=tuple(request["forbidden_modules"]),
+                                 skip=frozenset(request.get("skip", ())))
     except Exception:  # a bug on the trusted side: nothing is verified, the notebook run stands
         answer = {"error": traceback.format_exc()[-3000:]}
     sys.__stdout__.write(json.dumps(answer))

@@ -46,7 +46,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-__all__ = ["BASE", "TORCH", "Child", "Template", "enabled", "inherited", "preload_for", "template"]
+__all__ = ["BASE", "SWITCH", "TORCH", "Child", "Template", "TemplateError", "enabled", "inherited", "preload_for",
+           "template"]
 
 SWITCH = "SOFTGRAD_TEMPLATE"
 """The environment variable that turns templates off (``0``)."""

@@ -98,8 +98,13 @@ class VerifyOutsideKernel(NbGraderPreprocessor):
 
     def _replay(self, nb: NotebookNode, resources: dict) -> dict:
         cwd = resources.get("metadata", {}).get("path") or os.getcwd()
+        # A test cell that scored nothing in the kernel cannot score less: its re-run (and the diagnosis
+        # of its failure, the costly part of a wrong answer's checks) would change no grade and no feedback.
+        already_zero = [label(cell, index) for index, cell in enumerate(nb.cells)
+                        if cell_kind(cell) == "test" and nbgrader_utils.determine_grade(cell, self.log)[0] == 0]
         request = {"notebook": nb, "cwd": str(cwd), "call_timeout": self.call_timeout,
-                   "memory_limit_mb": self.memory_limit_mb, "forbidden_modules": list(self.forbidden_modules)}
+                   "memory_limit_mb": self.memory_limit_mb, "forbidden_modules": list(self.forbidden_modules),
+                   "skip": already_zero}
         environment = dict(os.environ)
         language = i18n.notebook_language(nb.metadata)
         if language is not None:  # the re-run's checks speak the notebook's language, as its kernel's did
