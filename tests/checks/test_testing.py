@@ -163,6 +163,21 @@ def test_catalogue_entries_are_complete_and_unique():
         assert f"[{mistake.id}]" in text and mistake.section in text
 
 
+def test_an_explanation_is_shortened_only_within_one_notebook(monkeypatch):
+    """In a notebook, the second cell naming a mistake refers to the first; a script's explanation shortens nothing."""
+    from softgrad.mistakes import catalogue
+
+    mistake = CATALOGUE["softmax-no-max-shift"]
+    monkeypatch.setattr(catalogue, "_EXPLAINED", {})
+    cells = iter([None, "cell 1", "cell 1", "cell 2"])  # a script, then two cells of a notebook
+    monkeypatch.setattr(catalogue, "_current_cell", lambda: next(cells))
+    script, first, again, second = (mistake.describe() for _ in range(4))
+    assert mistake.explanation.split()[0] in script
+    assert first == script, "the first cell of a notebook explains in full, whatever a script printed before"
+    assert again == first, "a cell that runs again explains again"
+    assert "explained in the first test that found it" in second and mistake.explanation.split()[0] not in second
+
+
 def test_the_failure_message_says_what_where_and_why():
     def naive(z, axis=-1):
         exps = np.exp(z)

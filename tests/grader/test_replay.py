@@ -38,11 +38,18 @@ def notebook() -> nbformat.NotebookNode:
     return nb
 
 
-def replay(nb: nbformat.NotebookNode, tmp_path, skip=frozenset()) -> dict:
-    """The re-run's answer, from a clean namespace (in the grader, every re-run is a new process)."""
+@pytest.fixture(autouse=True)
+def no_shell_left_behind():
+    """The re-run makes this process an IPython shell (in the grader, every re-run is a new process): each test
+    starts without one and leaves none, since the checks behave as in a notebook wherever a shell exists."""
     from IPython.core.interactiveshell import InteractiveShell
 
-    InteractiveShell.instance().reset(new_session=False)
+    InteractiveShell.clear_instance()
+    yield
+    InteractiveShell.clear_instance()
+
+
+def replay(nb: nbformat.NotebookNode, tmp_path, skip=frozenset()) -> dict:
     return replay_notebook(json.loads(nbformat.writes(nb)), cwd=tmp_path, call_timeout=30, memory_limit_mb=2048,
                            forbidden_modules=(), skip=frozenset(skip))
 

@@ -118,7 +118,8 @@ class Mistake:
         section, so one slip does not fill every failing cell with the same paragraph.
         """
         cell = _current_cell()
-        first = _EXPLAINED.setdefault(self.id, cell)
+        # outside a notebook nothing is remembered: a script's explanation must not shorten a notebook's
+        first = _EXPLAINED.setdefault(self.id, cell) if cell is not None else None
         if cell is not None and first != cell:
             return _("This matches a known mistake: {title} [{id}], explained in the first test that found it.\n"
                      "  See: {section}.").format(title=_(self.title), id=self.id, section=self.section)
