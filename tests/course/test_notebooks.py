@@ -114,20 +114,17 @@ def test_test_cells_follow_the_house_style(path: Path):
 @pytest.mark.parametrize("path", SOURCES)
 def test_every_test_cell_stands_alone(path: Path):
     """A test cell reads only names it assigns itself or that the notebook's other cells assign, never another
-    test's: one failed test does not fail the next, and the grader's re-run may skip a test that scored nothing."""
+    test's: one failed test does not fail the next, and the grader's re-run can skip a test that scored nothing."""
     import builtins
 
-    from softgrad.grader.cells import cell_kind
-    from softgrad.grader.replay import _assigned_names
+    from softgrad.grader.cells import assigned_names, cell_kind, read_names
 
     nb = nbformat.read(path, as_version=4)
     outside = set(dir(builtins)) | {"get_ipython", "display"}
     outside |= {name for c in nb.cells if c.cell_type == "code" and cell_kind(c) != "test"
-                for name in _assigned_names(c.source)}
+                for name in assigned_names(c.source)}
     for cell in _test_cells(nb):
-        loaded = {n.id for n in ast.walk(ast.parse(cell.source)) if isinstance(n, ast.Name)
-                  and isinstance(n.ctx, ast.Load)}
-        from_other_tests = loaded - _assigned_names(cell.source) - outside
+        from_other_tests = read_names(cell.source) - assigned_names(cell.source) - outside
         grade_id = _meta(cell)["grade_id"]
         assert not from_other_tests, f"{grade_id} reads {sorted(from_other_tests)} from another test cell"
 

@@ -1,6 +1,6 @@
 """The re-run outside the kernel (softgrad.grader.replay, VerifyOutsideKernel): a test cell that scored nothing in
-the notebook run is not run again, a later cell that needed one of its names is unverifiable (never a failure the
-student did not cause), and every other cell is re-run as before."""
+the notebook run is not run again unless a later test cell reads a name it assigns, and every other cell is re-run
+as before."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import json
 import nbformat
 import pytest
 
+from softgrad.grader.cells import ALL_NAMES, assigned_names, read_names
 from softgrad.grader.preprocessors import VerifyOutsideKernel
-from softgrad.grader.replay import _assigned_names, replay_notebook
+from softgrad.grader.replay import replay_notebook
 
 
 def cell(source: str, kind: str, grade_id: str, outputs: list | None = None) -> nbformat.NotebookNode:
@@ -64,13 +65,12 @@ def test_every_test_cell_is_re_run_when_none_is_skipped(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_skipped_cell_is_not_run_and_its_names_make_later_cells_unverifiable(tmp_path):
-    """A skipped cell's outcome says why; the cell reading its ``y`` is unverifiable; another cell still fails."""
-    cells = replay(notebook(), tmp_path, skip={"test_value"})["cells"]
-    assert cells["test_value"] == {"outcome": "skipped", "message": "it scored nothing in the notebook run"}
-    assert cells["test_reads_y"] == {"outcome": "unverifiable",
-                                     "message": "it reads 'y', which a test cell that was not re-run assigns"}
-    assert cells["test_negative"] == {"outcome": "fail", "message": "AssertionError: plus_one(-1)"}
+def test_a_zero_scored_cell_is_skipped_unless_a_later_test_reads_its_names(tmp_path):
+    """test_value assigns the ``y`` test_reads_y reads, so it runs again; test_negative, needed by none, is skipped."""
+    cells = replay(notebook(), tmp_path, skip={"test_value", "test_negative"})["cells"]
+    assert cells["test_value"] == {"outcome": "fail", "message": "AssertionError: plus_one(1) gave 3"}
+    assert cells["test_reads_y"]["outcome"] == "pass", "the later test sees what it saw in the notebook run"
+    assert cells["test_negative"] == {"outcome": "skipped", "message": "it scored nothing in the notebook run"}
 
 
 def test_the_preprocessor_skips_exactly_the_test_cells_that_scored_nothing(monkeypatch):
@@ -93,9 +93,14 @@ def test_the_preprocessor_skips_exactly_the_test_cells_that_scored_nothing(monke
     assert nb.cells[3].outputs[0].ename == "GradingIntegrityError", "a cell that passed and failed the re-run loses"
 
 
-def test_assigned_names_are_read_from_the_cell_s_code():
-    """Assignments, imports, definitions and loop targets; IPython's magics do not stop the reading."""
-    source = "%matplotlib inline\nimport numpy as np\nfrom math import inf\nfor i, (a, b) in []: pass\n" \
-             "def f(): z = 1\nclass C: pass\nx: int = 3\nprint(y)"
-    assert _assigned_names(source) == {"np", "inf", "i", "a", "b", "f", "z", "C", "x"}
-    assert _assigned_names("def broken(:") == set()
+def test_the_names_a_cell_binds_and_reads_are_read_from_its_code():
+    """Every way Python binds a name counts; IPython's magics do not stop the reading; a star import binds anything."""
+    source = ("%matplotlib inline\nimport numpy as np\nfrom math import inf\nfor i, (a, b) in []: pass\n"
+              "def f(): z = 1\nclass C: pass\nx: int = 3\ntry: pass\nexcept ValueError as err: pass\n"
+              "match x:\n    case [1, *rest]: pass\n    case {'k': 1, **others}: pass\n    case int() as n: pass\n"
+              "with open('f') as handle: pass\nprint(y, (w := 2))")
+    assert assigned_names(source) == {"np", "inf", "i", "a", "b", "f", "z", "C", "x", "err", "rest", "others", "n",
+                                      "handle", "w"}
+    assert read_names(source) == {"get_ipython", "open", "print", "x", "y", "ValueError", "int"}  # %magic: a call
+    assert ALL_NAMES in assigned_names("from numpy import *")
+    assert assigned_names("def broken(:") == set() == read_names("def broken(:")

@@ -15,8 +15,9 @@ process boundary, or uses a check that only makes sense in the student's own pro
 as counting the lines it runs), or ``skipped`` (the cell scored nothing in the notebook run).
 :class:`softgrad.grader.preprocessors.VerifyOutsideKernel` keeps the lower of the two grades, so
 this re-run can take points away that the notebook run gave, never add any: a cell that
-scored nothing has nothing to lose, and is not run again. A later test cell that fails here
-only because it reads a name that a skipped cell assigns is ``unverifiable``, not ``fail``.
+scored nothing has nothing to lose, and is not run again, unless a later test cell reads a
+name it assigns. Skipping never changes what another test sees, so a student cannot fail one
+test on purpose to weaken the re-run of the next.
 
 Run as ``python -m softgrad.grader.replay`` with a request as JSON on stdin; the answer is JSON on
 stdout.
@@ -31,7 +32,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from softgrad.grader.cells import cell_kind
+from softgrad.grader.cells import ALL_NAMES, assigned_names, cell_kind, read_names
 from softgrad.testing.rerun import UNVERIFIABLE
 
 __all__ = ["replay_notebook"]
@@ -45,7 +46,8 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
                     forbidden_modules: tuple[str, ...], skip: frozenset[str] = frozenset()) -> dict:
     """Re-run the test cells of an executed notebook (a dict in nbformat 4); see the module docstring.
 
-    ``skip``: the grade ids of test cells not to run again (those that scored nothing in the notebook run).
+    ``skip``: the grade ids of test cells that need not run again (those that scored nothing in the notebook
+    run); each is skipped unless a later test cell reads a name it may assign.
     """
     from IPython.core.interactiveshell import InteractiveShell
 
@@ -57,7 +59,7 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
     shell = InteractiveShell.instance()
     namespace = shell.user_ns
     provided: set[str] = set()
-    assigned_by_skipped: set[str] = set()
+    skip = _skippable(cells, skip)
     sandbox = None
     # In notebook order, as the kernel ran them: a cell that loops or exits costs what comes
     # after it, not the tests that ran before.
@@ -87,7 +89,6 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
             grade_id = _grade_id(cell)
             if grade_id in skip:
                 results[grade_id] = {"outcome": "skipped", "message": "it scored nothing in the notebook run"}
-                assigned_by_skipped |= _assigned_names(_source(cell))
                 continue
             if sandbox is None or sandbox.dead_reason:
                 reason = sandbox.dead_reason if sandbox is not None else notes[-1]
@@ -104,9 +105,6 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
             if isinstance(error, Unverifiable) or UNVERIFIABLE:
                 reason = str(error) if isinstance(error, Unverifiable) else UNVERIFIABLE[0]
                 results[grade_id] = {"outcome": "unverifiable", "message": reason}
-            elif isinstance(error, NameError) and getattr(error, "name", None) in assigned_by_skipped:
-                results[grade_id] = {"outcome": "unverifiable", "message": (
-                    f"it reads {error.name!r}, which a test cell that was not re-run assigns")}
             elif error is None:
                 results[grade_id] = {"outcome": "pass", "message": ""}
             else:
@@ -137,25 +135,19 @@ def _bind_student_names(namespace: dict, sandbox, provided: set[str]) -> None:
                 namespace.pop(name, None)
 
 
-def _assigned_names(source: str) -> set[str]:
-    """The names a cell's code may bind (assignments, imports, definitions, loop targets, at any depth)."""
-    import ast
-
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
-    except SyntaxError:
-        return set()
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
-    return names
+def _skippable(cells: list[tuple[str | None, dict]], requested: frozenset[str]) -> frozenset[str]:
+    """The test cells of ``requested`` that no later test cell depends on: none reads a name they may assign
+    without assigning that name itself."""
+    tests = [(_grade_id(cell), _source(cell)) for kind, cell in cells if kind == "test"]
+    skippable = set()
+    for position, (grade_id, source) in enumerate(tests):
+        if grade_id not in requested:
+            continue
+        bound = assigned_names(source)
+        later = [read_names(s) - assigned_names(s) for _, s in tests[position + 1:]]
+        if ALL_NAMES not in bound and not any(bound & reads for reads in later):
+            skippable.add(grade_id)
+    return frozenset(skippable)
 
 
 def _source(cell: dict) -> str:
