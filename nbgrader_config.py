@@ -21,13 +21,14 @@ c.GenerateAssignment.preprocessors = ["softgrad.grader.preprocessors.FillCourseA
 # ---- Robust and honest grading (softgrad.grader.preprocessors; the instructor guide's section 9 lists the cases) ----
 # Sanitizing: note what a student did to the test cells, keep the first of duplicated cells
 # graded (nbgrader's own DeduplicateIds stops the class run on one), restore deleted test cells.
+# QuickCheckCellMetadata is nbgrader's CheckCellMetadata with its schema checked once, not per cell.
 c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.ClearOutput",
     "softgrad.grader.preprocessors.InspectSubmission",
     "softgrad.grader.preprocessors.SafeDeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "softgrad.grader.preprocessors.QuickCheckCellMetadata",
 ]
 c.OverwriteCells.add_missing_cells = True
 # Executing: nbgrader's steps, with SafeExecute instead of Execute, and the re-run of the test
@@ -40,7 +41,7 @@ c.Autograde.autograde_preprocessors = [
     "softgrad.grader.preprocessors.VerifyOutsideKernel",
     "nbgrader.preprocessors.SaveAutoGrades",
     "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "softgrad.grader.preprocessors.QuickCheckCellMetadata",
 ]
 # Bound each cell, so an infinite loop costs one cell, not the whole class run; a kernel that
 # ignores the interrupt is killed after 5 s, and a notebook gets 15 minutes in all.

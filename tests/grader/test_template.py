@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -191,3 +192,43 @@ def test_a_template_killed_by_a_students_code_is_replaced_at_the_next_request():
     first._process.wait()
     second = template.template()
     assert second is not None and second is not first and second.alive() and not first.alive()
+
+
+def _gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie waiting for init to reap it has ended too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except OSError:
+        return True
+
+
+@pytest.mark.parametrize("templates", ["1", "0"])
+def test_the_kernel_and_what_it_started_end_with_the_notebook(monkeypatch, tmp_path, templates):
+    """Once the last cell has run, the kernel is killed at once, with every process its code started."""
+    monkeypatch.setenv(template.SWITCH, templates)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "import os, subprocess\nchild = subprocess.Popen(['sleep', '60'])\nprint(os.getpid(), child.pid)")])
+    executor = SafeExecute(timeout=30, extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    assert executor.shutdown_kernel == "immediate"
+    executor.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    kernel, child = map(int, nb.cells[0].outputs[0].text.split())
+    try:
+        assert _gone(kernel) and _gone(child)
+    finally:
+        if not _gone(child):
+            os.kill(child, signal.SIGKILL)
+
+
+def test_killing_a_forked_kernel_returns_once_it_has_exited(tmp_path):
+    """jupyter_client then finds the kernel gone at its first look (it looks again only every 0.1 s)."""
+    import asyncio
+
+    from softgrad.grader.preprocessors.execute import TemplateProvisioner
+
+    child = template.template().spawn("timeit", ["-n", "1000", "import time; time.sleep(1)"], cwd=tmp_path,
+                                      env=dict(os.environ), new_session=True)
+    provisioner = TemplateProvisioner(kernel_id="k", kernel_spec=None, parent=None)
+    provisioner.process, provisioner.pid, provisioner.pgid = child, child.pid, child.pid
+    assert child.poll() is None
+    asyncio.run(provisioner.kill())
+    assert child.poll() == -signal.SIGKILL

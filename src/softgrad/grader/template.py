@@ -118,6 +118,11 @@ class Child:
     def poll(self) -> int | None:
         return self._read_status(0)
 
+    @property
+    def status_fd(self) -> int:
+        """A descriptor that becomes readable when the child has exited (for an event loop's ``add_reader``)."""
+        return self._status_fd
+
     def wait(self, timeout: float | None = None) -> int:
         code = self._read_status(timeout)
         if code is None:

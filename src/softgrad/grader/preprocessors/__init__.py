@@ -19,6 +19,9 @@
     print, a time budget for the whole notebook, a kernel that ignores an interrupt is
     killed, and a kernel that dies (``os._exit``, a crash, the memory limit) costs the
     cells that did not run, with the reason in each, instead of failing the notebook.
+:class:`QuickCheckCellMetadata` (replaces nbgrader's ``CheckCellMetadata``)
+    The same check of every graded cell's metadata against nbgrader's schema, with the same
+    errors; the schema itself is checked once per process instead of once per cell.
 :class:`LinkMistakeSections` (feedback)
     Every known mistake a failed test names gets a link to the section of the book that teaches it.
 :class:`VerifyOutsideKernel` (after execution, before nbgrader saves the scores)
@@ -36,11 +39,12 @@ from softgrad.grader.preprocessors.dedupe import SafeDeduplicateIds
 from softgrad.grader.preprocessors.execute import SafeExecute
 from softgrad.grader.preprocessors.inspect import InspectSubmission
 from softgrad.grader.preprocessors.links import LinkMistakeSections
+from softgrad.grader.preprocessors.metadata import QuickCheckCellMetadata
 from softgrad.grader.preprocessors.verify import VerifyOutsideKernel
 
 # nbgrader opens its gradebook several times per submission: with one engine per gradebook, the
 # statements it runs are compiled once per process, not once per opening (0.2 s of CPU per submission).
 share_gradebook_engines()
 
-__all__ = ["FillCourseAddress", "InspectSubmission", "LinkMistakeSections", "SafeDeduplicateIds", "SafeExecute",
-           "VerifyOutsideKernel"]
+__all__ = ["FillCourseAddress", "InspectSubmission", "LinkMistakeSections", "QuickCheckCellMetadata",
+           "SafeDeduplicateIds", "SafeExecute", "VerifyOutsideKernel"]
