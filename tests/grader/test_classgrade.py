@@ -276,7 +276,8 @@ def test_grades_on_an_existing_dask_scheduler_whose_workers_share_no_files(tmp_p
             time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
         processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
-                                          cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                                          cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                          env=os.environ | {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}))
         run = classgrade.grade_class(course, ASSIGNMENT, scheduler=address)
     finally:
         for process in reversed(processes):

@@ -169,3 +169,19 @@ def test_the_exported_gradebook_has_the_class_gradebooks_schema_version_without_
         assert connection.execute("SELECT name FROM assignment").fetchall() == [("ps1_softmax",)]
     with api.Gradebook(f"sqlite:///{exported}") as copy:  # nbgrader reads it as its own
         assert {cell.name for cell in copy.find_notebook("softmax", "ps1_softmax").grade_cells}
+
+
+@pytest.mark.slow
+def test_a_local_cluster_s_workers_may_start_kernels_and_run_no_profiler():
+    """The workers of a local cluster are not daemonic (a worker starts kernels) and run without Dask's statistical
+    profiler (a look at the grading thread's stack every 10 ms: a fifth more CPU for nbgrader's deep stacks)."""
+    import dask
+
+    client, cluster = grade._start_client(1, None)
+    try:
+        settings = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
+                                       dask.config.get("distributed.worker.daemon")))
+    finally:
+        client.close()
+        cluster.close()
+    assert list(settings.values()) == [(False, False)]

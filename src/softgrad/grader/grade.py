@@ -271,8 +271,10 @@ def _start_client(workers: int, scheduler: str | None):
     # A grading worker starts the student's kernel as a child process: it must not be daemonic.
     # A submission that kills its worker is given to another one at most twice; a worker gets
     # one submission at a time, so that a worker's death is counted against that one only.
+    # Dask's statistical profiler (a look at the grading thread's stack every 10 ms, for the dashboard that a
+    # local cluster does not start) costs grading nbgrader's deep call stacks about a fifth more CPU.
     dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 2,
-                     "distributed.scheduler.worker-saturation": 1.0})
+                     "distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False})
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            memory_limit=0, silence_logs=logging.ERROR)
     return Client(cluster), cluster
