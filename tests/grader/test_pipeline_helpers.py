@@ -174,7 +174,7 @@ def test_the_exported_gradebook_has_the_class_gradebooks_schema_version_without_
 @pytest.mark.slow
 def test_a_local_cluster_s_workers_may_start_kernels_and_run_no_profiler():
     """The workers of a local cluster are not daemonic (a worker starts kernels) and run without Dask's statistical
-    profiler (a look at the grading thread's stack every 10 ms: a fifth more CPU for nbgrader's deep stacks)."""
+    profiler (a look at the grading thread's stack every 10 ms: about 15% more CPU for grading)."""
     import dask
 
     client, cluster = grade._start_client(1, None)

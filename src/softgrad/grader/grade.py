@@ -272,7 +272,8 @@ def _start_client(workers: int, scheduler: str | None):
     # A submission that kills its worker is given to another one at most twice; a worker gets
     # one submission at a time, so that a worker's death is counted against that one only.
     # Dask's statistical profiler (a look at the grading thread's stack every 10 ms, for the dashboard that a
-    # local cluster does not start) costs grading nbgrader's deep call stacks about a fifth more CPU.
+    # local cluster does not start) made grading cost about 15% more CPU (two workers: 1.49 s per submission
+    # with it, 1.29 s without).
     dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 2,
                      "distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False})
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
