@@ -147,6 +147,31 @@ def test_code_that_ends_the_process_ends_only_the_sandbox(tmp_path):
             Proxy(box, "double")(np.ones(1))
 
 
+@pytest.mark.parametrize("origin", scaffold.SANDBOX_ORIGINS)
+def test_the_sandbox_leaves_the_users_ipython_history_alone(tmp_path, monkeypatch, origin):
+    """IPython's shells outside the kernel keep no history: the instructor's ~/.ipython is not written."""
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    with Sandbox(cwd=tmp_path, origin=origin(), call_timeout=5) as box:
+        box.run_cell("student", STUDENT)
+        assert Proxy(box, "double")(np.ones(1)).tolist() == [2.0], "the sandbox did not run"
+    assert not list((tmp_path / "ipython").rglob("history.sqlite"))
+
+
+def test_a_shell_outside_the_kernel_ends_without_emptying_its_namespace(tmp_path):
+    """IPython's clean-up at exit (its namespace emptied, 50 to 70 ms of collecting garbage) is skipped."""
+    import subprocess
+    import sys
+
+    code = ("import atexit, os\natexit.register(os._exit, 0)  # runs after the shell's own, if it has one\n"
+            "from softgrad.grader.sandbox import new_shell\nshell = new_shell()\n"
+            "shell.reset = lambda *args, **kwargs: print('emptied', flush=True)\n"
+            "print('history', shell.history_manager.enabled, flush=True)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env={**__import__("os").environ, "IPYTHONDIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["history", "False"]
+
+
 # ---- the reading of student code ----
 
 @pytest.mark.parametrize(("rule", "code"), [

@@ -86,6 +86,27 @@ def test_gradebooks_of_one_url_share_an_engine_and_its_compiled_statements(tmp_p
         assert gradebook.students == []
 
 
+def test_only_a_worker_s_scratch_gradebook_commits_without_waiting_for_the_disk(tmp_path, monkeypatch):
+    """scratch_gradebook: the worker's private copy is thrown away with it; the class's gradebook stays durable."""
+    from nbgrader import api
+    from sqlalchemy import text
+
+    monkeypatch.setattr(api, "create_engine", api.create_engine)  # undone after the test
+    grader_course.share_gradebook_engines()
+    scratch, kept = _gradebook_url(tmp_path / "scratch.db"), _gradebook_url(tmp_path / "class.db")
+    grader_course.scratch_gradebook(scratch)
+    synchronous = {}
+    for url in (scratch, kept):
+        with api.Gradebook(url) as gradebook:
+            gradebook.add_student("ada")
+        for _ in range(2):  # every connection, not only the first
+            with api.Gradebook(url) as gradebook:
+                synchronous.setdefault(url, []).append(gradebook.db.execute(text("PRAGMA synchronous")).scalar())
+    assert synchronous == {scratch: [0, 0], kept: [2, 2]}, "0: OFF, 2: FULL (SQLite's default)"
+    with api.Gradebook(scratch) as gradebook:
+        assert [student.id for student in gradebook.students] == ["ada"], "what was committed is there"
+
+
 def test_messages_never_show_a_database_password():
     assert grader_course.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
     assert grader_course.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"

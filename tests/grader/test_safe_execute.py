@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import queue
 import socket
 
 import nbformat
 import pytest
+import zmq
 from jupyter_client.connect import LocalPortCache
 
 from softgrad.grader.preprocessors import SafeExecute, VerifyOutsideKernel
+from softgrad.grader.preprocessors.execute import PromptKernelClient
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +96,108 @@ def test_an_early_displayed_number_does_not_hide_a_failure():
     nb = nbformat.v4.new_notebook(cells=[cell])
     VerifyOutsideKernel._protect_scores(nb)
     assert nb.cells[0].outputs[0].output_type == "error"
+
+
+# -- a new kernel is ready when it says so (PromptKernelClient) --
+
+class _Channel:
+    """A kernel's channel that hands out scripted messages; ``None`` in the script is a wait that times out."""
+
+    def __init__(self, script: list):
+        self.script, self.empty = list(script), 0
+
+    async def get_msg(self, timeout=None):
+        if not self.script or self.script[0] is None:
+            self.script[:1] = []
+            self.empty += 1
+            raise queue.Empty
+        return self.script.pop(0)
+
+
+def _message(kind: str, parent: str = "", **content) -> dict:
+    return {"msg_type": kind, "parent_header": {"msg_id": parent} if parent else {}, "content": content,
+            "header": {"msg_type": kind}}
+
+
+class _ScriptedClient(PromptKernelClient):
+    """PromptKernelClient on scripted channels; its kernel_info requests are ki-1, ki-2, ..."""
+
+    def __init__(self, shell: list, iopub: list, alive: bool = True):
+        super().__init__()
+        self._shell, self._iopub, self._alive, self.asked = _Channel(shell), _Channel(iopub), alive, []
+
+    @property
+    def shell_channel(self):
+        return self._shell
+
+    @property
+    def iopub_channel(self):
+        return self._iopub
+
+    def kernel_info(self):
+        self.asked.append(f"ki-{len(self.asked) + 1}")
+        return self.asked[-1]
+
+    async def _async_is_alive(self):
+        return self._alive
+
+
+def _reply(parent: str) -> dict:
+    return _message("kernel_info_reply", parent, status="ok", protocol_version="5.3")
+
+
+def test_a_new_kernel_is_ready_once_it_is_idle_after_a_kernel_info_request():
+    """Not after IOPub has been silent for 0.2 s (jupyter_client's wait): what follows the idle is left unread."""
+    later = _message("stream", "someone-else", name="stdout", text="later")
+    client = _ScriptedClient([_reply("ki-1")], [_message("iopub_welcome"), _message("status", "ki-1",
+                             execution_state="busy"), _message("status", "ki-1", execution_state="idle"), later])
+    asyncio.run(client.wait_for_ready(timeout=5))
+    assert client._iopub.script == [later] and client._iopub.empty == 0
+
+
+def test_a_kernel_that_answered_before_iopub_was_connected_is_asked_again_at_once():
+    """What the kernel published about the first request went nowhere; the second request's idle arrives."""
+    client = _ScriptedClient([_reply("ki-1")], [_message("iopub_welcome"),
+                                                _message("status", "ki-2", execution_state="busy"),
+                                                _message("status", "ki-2", execution_state="idle")])
+    asyncio.run(client.wait_for_ready(timeout=5))
+    assert client.asked == ["ki-1", "ki-2"] and client._iopub.empty == 0 and client._iopub.script == []
+
+
+def test_a_kernel_silent_on_iopub_is_asked_again_as_jupyter_client_does():
+    """No idle within 0.2 s of the reply (an old kernel, no welcome): a new request, as jupyter_client sends."""
+    client = _ScriptedClient([_reply("ki-1"), _reply("ki-2")],
+                             [None, _message("status", "ki-2", execution_state="idle")])
+    asyncio.run(client.wait_for_ready(timeout=5))
+    assert client.asked == ["ki-1", "ki-2"] and client._iopub.empty == 1
+
+
+def test_a_kernel_that_dies_before_it_answers_is_reported_in_jupyter_clients_words():
+    """SafeExecute starts the kernel again when it reads them (a port lost to another process)."""
+    client = _ScriptedClient([None], [], alive=False)
+    with pytest.raises(RuntimeError, match="died before replying"):
+        asyncio.run(client.wait_for_ready(timeout=5))
+
+
+def test_a_kernel_that_never_answers_times_out():
+    client = _ScriptedClient([None, None], [])
+    with pytest.raises(RuntimeError, match="didn't respond in 0 seconds"):
+        asyncio.run(client.wait_for_ready(timeout=0))
+
+
+def test_the_course_s_kernels_are_waited_for_by_the_prompt_client():
+    """Its sockets try a refused connection again after 10 ms (ZeroMQ's default: 100 ms), and what the kernel
+    publishes as it starts never shows in the first cell's outputs."""
+    clients = []
+
+    class Recording(SafeExecute):
+        def start_new_kernel_client(self):
+            super().start_new_kernel_client()
+            clients.append((type(self.kc), self.kc.shell_channel.socket.getsockopt(zmq.RECONNECT_IVL),
+                            self.kc.iopub_channel.socket.getsockopt(zmq.RECONNECT_IVL)))
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('first')")])
+    Recording(timeout=10, extra_arguments=["--HistoryManager.hist_file=:memory:"]).preprocess(
+        nb, {"metadata": {"path": "."}})
+    assert clients == [(PromptKernelClient, 10, 10)]
+    assert [(o.output_type, o.get("text")) for o in nb.cells[0].outputs] == [("stream", "first\n")]

@@ -12,7 +12,10 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["alembic_on_path", "course_config", "course_db_url", "safe_url", "share_gradebook_engines"]
+__all__ = ["alembic_on_path", "course_config", "course_db_url", "safe_url", "scratch_gradebook",
+           "share_gradebook_engines", "submission_notebooks"]
+
+_SCRATCH: set[str] = set()  # the URLs given to scratch_gradebook
 
 
 def course_config(course: Path, overrides: Iterable[str] = ()):
@@ -72,10 +75,49 @@ def share_gradebook_engines() -> None:
         key = (str(url), repr(sorted(options.items())))  # options may hold dicts (connect_args)
         if key not in engines:
             engines[key] = create_engine(url, **options)
+            if str(url) in _SCRATCH:
+                from sqlalchemy import event
+
+                event.listen(engines[key], "connect", _unsynced)
         return engines[key]
 
     shared_engine.shared_by_softgrad = True
     api.create_engine = shared_engine
+
+
+def scratch_gradebook(db_url: str) -> None:
+    """Say that the SQLite gradebook at ``db_url`` is a grading worker's private copy, thrown away with the
+    process: its connections (those of the engines :func:`share_gradebook_engines` makes) write without waiting
+    for the disk (``PRAGMA synchronous=OFF``).
+
+    SQLite waits for the disk at every commit (about 1.5 ms here), and nbgrader commits some twenty times
+    per submission. Without the wait a transaction is still whole if the process dies; only a crash of the
+    machine could leave the copy damaged, and the copy does not outlive the process. The class's
+    gradebook is never marked: every grade recorded there is on the disk.
+    """
+    _SCRATCH.add(db_url)
+
+
+def _unsynced(connection, _record) -> None:
+    connection.execute("PRAGMA synchronous=OFF")
+
+
+def submission_notebooks(gradebook, submission) -> list:
+    """An nbgrader submission's notebooks with their grades and comments, each with its cell, read in three
+    statements.
+
+    nbgrader's objects read each of them, and each one's cell, one statement at a time, and again
+    after every commit (``add_submission`` commits): forty statements for a notebook of twenty cells.
+    """
+    from nbgrader.api import Comment, Grade, GradeCell, SubmittedNotebook
+    from sqlalchemy.orm import joinedload, selectinload, undefer
+
+    return (gradebook.db.query(SubmittedNotebook).filter(SubmittedNotebook.assignment_id == submission.id)
+            .options(joinedload(SubmittedNotebook.notebook),
+                     selectinload(SubmittedNotebook.grades).options(joinedload(Grade.cell.of_type(GradeCell)),
+                                                                    undefer(Grade.max_score)),
+                     selectinload(SubmittedNotebook.comments).joinedload(Comment.cell))
+            .populate_existing().all())
 
 
 def safe_url(db_url: str) -> str:

@@ -29,7 +29,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from softgrad.grader.course import alembic_on_path, course_config, safe_url, share_gradebook_engines
+from softgrad.grader.course import (
+    alembic_on_path,
+    course_config,
+    safe_url,
+    scratch_gradebook,
+    share_gradebook_engines,
+    submission_notebooks,
+)
 from softgrad.grader.intake import submission_digest
 
 __all__ = ["Grading", "dask_grading", "export_assignment", "failure_from_log", "grade_submission", "make_package",
@@ -155,6 +162,7 @@ def _workspace(package: dict) -> _Workspace:
     (root / "gradebook.db").write_bytes(package["gradebook"])
     config = course_config(root, package["overrides"])
     db_url = f"sqlite:///{root / 'gradebook.db'}"
+    scratch_gradebook(db_url)
     config.CourseDirectory.db_url = db_url
     coursedir = CourseDirectory(config=config)
     source = Path(coursedir.format_path(coursedir.source_directory, ".", package["assignment"]))
@@ -239,7 +247,7 @@ def grade_submission(package: dict, student: str, files: dict[str, bytes], exten
         with Gradebook(space.db_url) as gradebook:
             submission = gradebook.find_submission(assignment, student)
             timestamp = submission.timestamp.isoformat() if submission.timestamp else None
-            for notebook in submission.notebooks:
+            for notebook in submission_notebooks(gradebook, submission):
                 notebooks[notebook.name] = {
                     "grades": {grade.name: grade.auto_score for grade in notebook.grades},
                     "comments": {comment.name: comment.auto_comment for comment in notebook.comments},

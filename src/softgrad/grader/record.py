@@ -24,6 +24,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
+from softgrad.grader.course import submission_notebooks
+
 __all__ = [
     "LEDGER",
     "LedgerRow",
@@ -118,7 +120,7 @@ def record_grades(gradebook, assignment: str, student: str, graded: Mapping, *, 
     """
     submission = _submission(gradebook, assignment, student, graded.get("timestamp"))
     score = max_score = 0.0
-    for notebook in submission.notebooks:
+    for notebook in submission_notebooks(gradebook, submission):
         sent = graded["notebooks"].get(notebook.name, {"grades": {}, "comments": {}, "late_penalty": None})
         notebook.late_submission_penalty = sent["late_penalty"]
         for grade in notebook.grades:
@@ -144,7 +146,7 @@ def record_failure(gradebook, assignment: str, student: str, reason: str, *, dig
     """
     submission = _submission(gradebook, assignment, student, timestamp)
     max_score = 0.0
-    for notebook in submission.notebooks:
+    for notebook in submission_notebooks(gradebook, submission):
         for grade in notebook.grades:
             grade.auto_score = 0.0
             grade.manual_score = None

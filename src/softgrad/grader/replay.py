@@ -49,14 +49,12 @@ def replay_notebook(nb: dict, *, cwd: Path, call_timeout: float, memory_limit_mb
     ``skip``: the grade ids of test cells that need not run again (those that scored nothing in the notebook
     run); each is skipped unless a later test cell reads a name it may assign.
     """
-    from IPython.core.interactiveshell import InteractiveShell
-
-    from softgrad.grader.sandbox import Sandbox, SandboxDied, Unverifiable
+    from softgrad.grader.sandbox import Sandbox, SandboxDied, Unverifiable, new_shell
 
     cells = [(cell_kind(c), c) for c in nb["cells"]]
     results: dict[str, dict] = {}
     notes: list[str] = []
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     namespace = shell.user_ns
     provided: set[str] = set()
     skip = _skippable(cells, skip)

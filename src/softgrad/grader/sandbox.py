@@ -429,12 +429,34 @@ class Proxy:
 # The sandbox side (``python -m softgrad.grader.sandbox IN_FD OUT_FD``)
 
 
-def _serve(in_fd: int, out_fd: int) -> None:
-    from IPython.core.interactiveshell import InteractiveShell
+def new_shell():
+    """IPython's shell, to run cells outside a kernel (the re-run, the sandbox), without IPython's history and
+    without its clean-up at exit.
 
+    By default every shell records its session in the user's ``~/.ipython`` history database: a
+    row written and synced to the disk as it starts and as it ends, and a thread; for two processes
+    per submission, the instructor's history grew with every submission graded, and grading workers
+    waited on each other's lock on the file. At exit, the shell empties its namespace (50 to 70 ms
+    of collecting garbage, by which the process that waits for its end waits too) in a process
+    that ends without tearing anything down (:mod:`softgrad.grader.template`), or whose answer has
+    been sent already.
+    """
+    import atexit
+
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    config = Config()
+    config.HistoryManager.enabled = False
+    shell = InteractiveShell.instance(config=config)
+    atexit.unregister(shell.atexit_operations)
+    return shell
+
+
+def _serve(in_fd: int, out_fd: int) -> None:
     header, _ = _read_message(in_fd)
     tripwires.arm(header.get("forbidden", []))
-    shell = InteractiveShell.instance()
+    shell = new_shell()
     namespace = shell.user_ns
     graphs = remote.Graphs(namespace)
     student_names: set[str] = set()
