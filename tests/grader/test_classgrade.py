@@ -129,39 +129,6 @@ def test_each_cell_of_each_student_has_exactly_one_grade(small_class):
     assert not ungraded, f"code cells left without an automatic score: {ungraded}"
 
 
-def test_a_submission_is_recorded_in_statements_that_do_not_grow_with_its_cells(small_class, tmp_path):
-    """record_grades reads a submission's grades and their cells together, not one statement per cell (the
-    coordinator records every submission of the class, on the cores that grade)."""
-    import shutil
-
-    from sqlalchemy import event
-
-    course, _, _ = small_class
-    shutil.copy(course / "gradebook.db", tmp_path / "gradebook.db")
-    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gradebook:
-        submission = gradebook.find_submission(ASSIGNMENT, "wrong")
-        cells = sum(len(notebook.grades) for notebook in submission.notebooks)
-        sent = {"timestamp": None, "seconds": 1.0, "worker": "w", "notebooks": {
-            notebook.name: {"grades": {grade.name: (grade.max_score if grade.cell.cell_type == "code" else None)
-                                       for grade in notebook.grades},
-                            "comments": {comment.name: "ok" for comment in notebook.comments},
-                            "late_penalty": None} for notebook in submission.notebooks}}
-        statements = []
-        event.listen(gradebook.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-        score = record.record_grades(gradebook, ASSIGNMENT, "wrong", sent, digest="d", run_id="r")
-        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
-    assert cells >= 10 and len(reads) <= 8, f"{len(reads)} reads to record {cells} cells"
-    results = report.read_results(course, ASSIGNMENT)  # the class's own gradebook is untouched
-    assert results["wrong"].auto_score == EXPECTED["wrong"]
-    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as gradebook:
-        notebooks = gradebook.find_submission(ASSIGNMENT, "wrong").notebooks
-        stored = {grade.name: grade.auto_score for notebook in notebooks for grade in notebook.grades}
-        comments = {comment.name: comment.auto_comment for notebook in notebooks for comment in notebook.comments}
-    assert score == sum(v or 0.0 for v in stored.values()) and stored == {
-        name: value for notebook in sent["notebooks"].values() for name, value in notebook["grades"].items()}
-    assert set(comments.values()) == {"ok"}
-
-
 def test_the_csv_and_the_report_list_every_student(small_class):
     course, run, _ = small_class
     with run.csv.open() as handle:

@@ -107,6 +107,49 @@ def test_only_a_worker_s_scratch_gradebook_commits_without_waiting_for_the_disk(
         assert [student.id for student in gradebook.students] == ["ada"], "what was committed is there"
 
 
+def test_a_submission_is_recorded_in_statements_that_do_not_grow_with_its_cells(tmp_path, monkeypatch):
+    """record_grades reads a submission's grades with their cells (code, written, task) together, not one
+    statement per cell: the coordinator records every submission of the class, on the cores that grade."""
+    from nbgrader import api
+    from sqlalchemy import event
+
+    monkeypatch.setattr(api, "create_engine", api.create_engine)  # undone after the test
+    grader_course.share_gradebook_engines()
+    url = _gradebook_url(tmp_path / "gradebook.db")
+    with api.Gradebook(url) as gradebook:
+        gradebook.add_assignment("ps")
+        gradebook.add_notebook("nb", "ps")
+        for i in range(8):
+            gradebook.add_grade_cell(f"code{i}", "nb", "ps", max_score=1, cell_type="code")
+        for i in range(3):
+            gradebook.add_grade_cell(f"written{i}", "nb", "ps", max_score=2, cell_type="markdown")
+            gradebook.add_task_cell(f"task{i}", "nb", "ps", max_score=3, cell_type="markdown")
+            gradebook.add_solution_cell(f"answer{i}", "nb", "ps")
+        gradebook.add_student("ada")
+    # code0 and code1 are not in the worker's answer: a code cell without a score is a 0, a written one waits
+    sent = {"timestamp": None, "seconds": 1.0, "worker": "w", "notebooks": {"nb": {
+        "grades": {**{f"code{i}": 1.0 for i in range(2, 8)}, "written0": 2.0, "task0": 1.5},
+        "comments": {"answer0": "No response.", "task1": "see the task"}, "late_penalty": None}}}
+    with api.Gradebook(url) as gradebook:
+        gradebook.add_submission("ps", "ada")  # as an earlier run left it: the path that reads the most
+        record.ensure_ledger(gradebook)
+        statements = []
+        event.listen(gradebook.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+        score = record.record_grades(gradebook, "ps", "ada", sent, digest="d", run_id="r")
+        reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(reads) <= 8, f"{len(reads)} reads to record 14 graded cells:\n" + "\n".join(r[:150] for r in reads)
+    with api.Gradebook(url) as gradebook:
+        notebook, = gradebook.find_submission("ps", "ada").notebooks
+        grades = {grade.name: (grade.auto_score, grade.needs_manual_grade) for grade in notebook.grades}
+        comments = {comment.name: comment.auto_comment for comment in notebook.comments}
+    assert grades == {"code0": (0.0, False), "code1": (0.0, False), **{f"code{i}": (1.0, False) for i in range(2, 8)},
+                      "written0": (2.0, False), "written1": (None, True), "written2": (None, True),
+                      "task0": (1.5, False), "task1": (None, True), "task2": (None, True)}
+    assert comments == {"answer0": "No response.", "answer1": None, "answer2": None, "task0": None,
+                        "task1": "see the task", "task2": None}
+    assert score == 6.0 + 2.0 + 1.5
+
+
 def test_messages_never_show_a_database_password():
     assert grader_course.safe_url("postgresql://grader:s3cret@dbhost/course") == "postgresql://grader:***@dbhost/course"
     assert grader_course.safe_url("postgresql://grader@dbhost/course") == "postgresql://grader@dbhost/course"

@@ -103,19 +103,20 @@ def _unsynced(connection, _record) -> None:
 
 
 def submission_notebooks(gradebook, submission) -> list:
-    """An nbgrader submission's notebooks with their grades and comments, each with its cell, read in three
-    statements.
+    """An nbgrader submission's notebooks with their grades and comments, each with its cell, read in five
+    statements at most, however many cells it has.
 
     nbgrader's objects read each of them, and each one's cell, one statement at a time, and again
     after every commit (``add_submission`` commits): forty statements for a notebook of twenty cells.
     """
-    from nbgrader.api import Comment, Grade, GradeCell, SubmittedNotebook
+    from nbgrader.api import Comment, Grade, GradeCell, SubmittedNotebook, TaskCell
     from sqlalchemy.orm import joinedload, selectinload, undefer
 
     return (gradebook.db.query(SubmittedNotebook).filter(SubmittedNotebook.assignment_id == submission.id)
             .options(joinedload(SubmittedNotebook.notebook),
-                     selectinload(SubmittedNotebook.grades).options(joinedload(Grade.cell.of_type(GradeCell)),
-                                                                    undefer(Grade.max_score)),
+                     # a grade's cell is a GradeCell or a TaskCell: their own columns in one statement each
+                     selectinload(SubmittedNotebook.grades).options(
+                         joinedload(Grade.cell).selectin_polymorphic([GradeCell, TaskCell]), undefer(Grade.max_score)),
                      selectinload(SubmittedNotebook.comments).joinedload(Comment.cell))
             .populate_existing().all())
 
