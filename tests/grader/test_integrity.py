@@ -159,6 +159,7 @@ def test_the_sandbox_leaves_the_users_ipython_history_alone(tmp_path, monkeypatc
 
 def test_a_shell_outside_the_kernel_ends_without_emptying_its_namespace(tmp_path):
     """IPython's clean-up at exit (its namespace emptied, 50 to 70 ms of collecting garbage) is skipped."""
+    import os
     import subprocess
     import sys
 
@@ -167,7 +168,7 @@ def test_a_shell_outside_the_kernel_ends_without_emptying_its_namespace(tmp_path
             "shell.reset = lambda *args, **kwargs: print('emptied', flush=True)\n"
             "print('history', shell.history_manager.enabled, flush=True)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env={**__import__("os").environ, "IPYTHONDIR": str(tmp_path)})
+                          env={**os.environ, "IPYTHONDIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["history", "False"]
 

@@ -434,12 +434,11 @@ def new_shell():
     without its clean-up at exit.
 
     By default every shell records its session in the user's ``~/.ipython`` history database: a
-    row written and synced to the disk as it starts and as it ends, and a thread; for two processes
-    per submission, the instructor's history grew with every submission graded, and grading workers
-    waited on each other's lock on the file. At exit, the shell empties its namespace (50 to 70 ms
-    of collecting garbage, by which the process that waits for its end waits too) in a process
-    that ends without tearing anything down (:mod:`softgrad.grader.template`), or whose answer has
-    been sent already.
+    row written and synced to the disk as it starts and as it ends, and a thread; with two such
+    processes per submission, the instructor's history grew with every submission graded (one file
+    for every grading worker). At exit, the shell empties its namespace (50 to 70 ms of collecting
+    garbage, which the process waiting for its end waits through) in a process that ends without
+    tearing anything down (:mod:`softgrad.grader.template`), or whose answer has been sent already.
     """
     import atexit
 

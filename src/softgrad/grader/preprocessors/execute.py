@@ -43,7 +43,7 @@ class PromptKernelClient(AsyncKernelClient):
     to drop what the kernel published as it started. The last wait always costs 0.2 s in which
     neither process does anything, and the second another 0.2 s whenever the kernel answered
     before IOPub was connected (what it published about the request went nowhere): for a class
-    graded on two cores, a quarter of a submission's time. Here the kernel is ready when it
+    graded on two cores, up to a quarter of a submission's time. Here the kernel is ready when it
     has said on IOPub that it is idle after a ``kernel_info`` request: everything it published as it
     started came before that. A kernel announces that IOPub is connected (``iopub_welcome``,
     ipykernel 7 and later); it is asked again then, and what it says about that request arrives.
