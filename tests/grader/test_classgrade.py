@@ -159,8 +159,9 @@ def test_a_changed_resubmission_and_force_are_graded_again(small_class):
     nb = json.loads(notebook.read_text())
     right = json.loads((course / "submitted" / "right_1" / ASSIGNMENT / NOTEBOOK).read_text())
     notebook.write_text(json.dumps(right))  # "wrong" re-submits the right answer
-    run = classgrade.grade_class(course, ASSIGNMENT, students=["wrong", "right_2"], workers=1)
+    run = classgrade.grade_class(course, ASSIGNMENT, students=["wrong", "right_2"], workers=2)
     assert run.graded == ["wrong"] and run.skipped == ["right_2"]
+    assert run.workers == 1, "the cluster started with two workers and kept one for the one submission"
     assert report.read_results(course, ASSIGNMENT)["wrong"].auto_score == FULL
     forced = classgrade.grade_class(course, ASSIGNMENT, students=["right_2"], force=True, workers=1,
                                     feedback=True)
@@ -189,6 +190,26 @@ def test_a_broken_resubmission_keeps_nothing_of_the_earlier_grade(small_class):
         assert book.find_submission(ASSIGNMENT, student).score == 0
     for output in ("autograded", "feedback"):
         assert not (course / output / student / ASSIGNMENT).exists(), f"an earlier run's {output} folder stayed"
+
+
+def test_the_cluster_starts_before_the_course_is_read_with_no_more_workers_than_needed(small_class, monkeypatch):
+    """A local cluster starts while the coordinator loads nbgrader and reads the course, so that its workers are
+    ready sooner; two workers asked for and one submission to grade start one worker."""
+    course, _, _ = small_class
+    order = []
+
+    class Recorded(classgrade.GradingCluster):
+        def __init__(self, **options):
+            order.append(("cluster", options["expected"]))
+            super().__init__(**options)
+
+    make_package = classgrade.make_package
+    monkeypatch.setattr(classgrade, "GradingCluster", Recorded)
+    monkeypatch.setattr(classgrade, "make_package", lambda *args: order.append("package") or make_package(*args))
+    run = classgrade.grade_class(course, ASSIGNMENT, students=["blank"], force=True, workers=2)
+    assert order == [("cluster", 1), "package"]
+    assert run.graded == ["blank"] and run.workers == 1
+    assert report.read_results(course, ASSIGNMENT)["blank"].auto_score == EXPECTED["blank"]
 
 
 def _descendants(pid: int) -> set[int]:
@@ -275,7 +296,8 @@ def test_grades_on_an_existing_dask_scheduler_whose_workers_share_no_files(tmp_p
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
         address = json.loads(scheduler_file.read_text())["address"]
-        processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard"],
+        processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-dashboard",
+                                           "--preload", "softgrad.grader.warm"],
                                           cwd=elsewhere, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                           env=os.environ | {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}))
         run = classgrade.grade_class(course, ASSIGNMENT, scheduler=address)

@@ -92,6 +92,7 @@ def test_only_a_worker_s_scratch_gradebook_commits_without_waiting_for_the_disk(
     from sqlalchemy import text
 
     monkeypatch.setattr(api, "create_engine", api.create_engine)  # undone after the test
+    monkeypatch.setattr(api.Gradebook, "__init__", api.Gradebook.__init__)
     grader_course.share_gradebook_engines()
     scratch, kept = _gradebook_url(tmp_path / "scratch.db"), _gradebook_url(tmp_path / "class.db")
     grader_course.scratch_gradebook(scratch)
@@ -105,6 +106,38 @@ def test_only_a_worker_s_scratch_gradebook_commits_without_waiting_for_the_disk(
     assert synchronous == {scratch: [0, 0], kept: [2, 2]}, "0: OFF, 2: FULL (SQLite's default)"
     with api.Gradebook(scratch) as gradebook:
         assert [student.id for student in gradebook.students] == ["ada"], "what was committed is there"
+
+
+def test_a_scratch_gradebook_opened_again_is_not_checked_again(tmp_path, monkeypatch):
+    """scratch_gradebook: nbgrader's checks that the tables and the course exist run at the first opening of the
+    worker's copy only (a dozen openings per submission); the class's gradebook is checked every time."""
+    from nbgrader import api
+    from sqlalchemy import event
+
+    monkeypatch.setattr(api, "create_engine", api.create_engine)  # undone after the test
+    monkeypatch.setattr(api.Gradebook, "__init__", api.Gradebook.__init__)
+    grader_course.share_gradebook_engines()
+    scratch, kept = _gradebook_url(tmp_path / "scratch.db"), _gradebook_url(tmp_path / "class.db")
+    grader_course.scratch_gradebook(scratch)
+    grader_course.scratch_gradebook(scratch)  # twice changes nothing
+    statements = {}
+    for url in (scratch, kept):
+        with api.Gradebook(url, course_id="softmax101") as gradebook:  # the first opening creates the course
+            gradebook.add_student("ada")
+            full = set(vars(gradebook))
+        seen = []
+        event.listen(api.create_engine(url, echo=False, future=True), "before_cursor_execute",
+                     lambda *args, seen=seen: seen.append(args[2]))
+        with api.Gradebook(url, course_id="softmax101") as gradebook:
+            statements[url] = len(seen)
+            assert set(vars(gradebook)) == full, "opened quickly, it has what nbgrader's own opening gives it"
+            assert gradebook.course_id == "softmax101"
+            assert [student.id for student in gradebook.students] == ["ada"]
+            gradebook.add_student("grace")
+        with api.Gradebook(url, course_id="another") as gradebook:  # another course is checked (and created)
+            assert gradebook.db.query(api.Course).filter(api.Course.id == "another").count() == 1
+    assert statements[scratch] == 0, "the scratch gradebook was checked again"
+    assert statements[kept] > 0, "the class's gradebook must be checked at every opening"
 
 
 def test_a_submission_is_recorded_in_statements_that_do_not_grow_with_its_cells(tmp_path, monkeypatch):
@@ -238,14 +271,49 @@ def test_the_exported_gradebook_has_the_class_gradebooks_schema_version_without_
 @pytest.mark.slow
 def test_a_local_cluster_s_workers_may_start_kernels_and_run_no_profiler():
     """The workers of a local cluster are not daemonic (a worker starts kernels) and run without Dask's statistical
-    profiler (a look at the grading thread's stack every 10 ms: about 15% more CPU for grading)."""
+    profiler (a look at the grading thread's stack every 10 ms: about 15% more CPU for grading); the scheduler
+    neither steals work nor manages memory, and checks its event loop every second, not every 20 ms."""
     import dask
 
     client, cluster = grade._start_client(1, None)
     try:
         settings = client.run(lambda: (dask.config.get("distributed.worker.profile.enabled"),
                                        dask.config.get("distributed.worker.daemon")))
+        callbacks = {name.split("-")[0]: pc.callback_time for name, pc in cluster.scheduler.periodic_callbacks.items()}
     finally:
         client.close()
         cluster.close()
     assert list(settings.values()) == [(False, False)]
+    assert not {"stealing", "amm"} & set(callbacks), callbacks
+    assert callbacks["tick"] == 1000 and callbacks["monitor"] == 5000, callbacks
+
+
+@pytest.mark.slow
+def test_a_grading_cluster_starts_in_the_background_with_its_workers_ready_to_grade():
+    """GradingCluster: no more workers than submissions; each worker has nbgrader and the grading code imported
+    as it starts, and starts the assignment's template as soon as the grading begins; closed on exit."""
+    import sys
+    import time
+
+    from softgrad.grader import template
+
+    warm = ("nbgrader.apps", "nbgrader.converters.autograde", "softgrad.grader.preprocessors")
+
+    def loaded():
+        return sorted(name for name in warm if name in sys.modules)
+
+    def templates():
+        return [list(key) for key, found in template._TEMPLATES.items() if found is not None]
+
+    with grade.GradingCluster(workers=2, scheduler=None, expected=1) as cluster:
+        assert cluster.local_workers == 1, "two workers for one submission"
+        grading = cluster.grading({"assignment": "ps"}, submissions=1, run_id="test", preload=template.BASE)
+        assert grading.workers == 1
+        client = grading.client
+        assert list(client.run(loaded).values()) == [sorted(warm)], "the worker started without the grading code"
+        deadline = time.monotonic() + 60
+        while not any(client.run(templates).values()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert list(client.run(templates).values()) == [[list(template.BASE)]]
+        cluster.close_soon()
+    assert client.status == "closed"

@@ -20,6 +20,7 @@ next run grades only what is not.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
@@ -31,7 +32,7 @@ from typing import TextIO
 
 from softgrad.grader.course import alembic_on_path, course_config, course_db_url, safe_url, share_gradebook_engines
 from softgrad.grader.feedback import generate_feedback
-from softgrad.grader.grade import dask_grading, make_package, quiet_nbgrader_models
+from softgrad.grader.grade import GradingCluster, make_package, quiet_nbgrader_models
 from softgrad.grader.intake import inspect_submissions, students_to_grade, submission_digest, submission_files
 from softgrad.grader.record import ledger, record_failure, record_grades, remove_outputs, write_autograded
 from softgrad.grader.report import write_reports
@@ -88,11 +89,50 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
     scheduler's address) says where to grade. ``db_url`` overrides the course's gradebook
     (``CourseDirectory.db_url``). ``overrides`` are nbgrader settings (``--SafeExecute.timeout=120``).
     """
+    course = course.resolve()
+    started = time.perf_counter()
+    students = None if students is None else list(students)
+    with contextlib.ExitStack() as stack:
+        # A local cluster starts now, while this process loads nbgrader and reads the course; an existing
+        # scheduler is asked only when there is something to grade.
+        expected = _submissions_in_sight(course, assignment, students)
+        cluster = stack.enter_context(GradingCluster(workers=workers, scheduler=None, expected=expected)) \
+            if expected and not scheduler else None
+        run, coursedir, cluster = _grade_class(course, assignment, students=students, force=force, workers=workers,
+                                               scheduler=scheduler, db_url=db_url, overrides=overrides,
+                                               progress=progress, cluster=cluster, stack=stack)
+        if cluster is not None:
+            cluster.close_soon()  # closes while the reports are written
+        run.seconds = time.perf_counter() - started
+        db_url = coursedir.db_url
+        # 4. the reports
+        run.report, run.csv, run.flagged = write_reports(course, assignment, db_url, run.problems, run.failed, csv_path)
+        # 5. feedback: for the students graded now, and those graded before who have none yet
+        if feedback:
+            missing = [s for s in run.skipped
+                       if not Path(coursedir.format_path(coursedir.feedback_directory, s, assignment)).exists()]
+            run.feedback = generate_feedback(course, assignment, db_url, overrides, run.graded + missing, progress)
+    return run
+
+
+def _submissions_in_sight(course: Path, assignment: str, students: Iterable[str] | None) -> int:
+    """How many submissions a run may grade, guessed before nbgrader is loaded: the students asked for, else
+    the folders in nbgrader's default layout (``submitted/STUDENT/ASSIGNMENT``); 0 when there is none."""
+    if students is not None:
+        return len(set(students))
+    submitted = course / "submitted"
+    return sum(1 for folder in submitted.iterdir() if (folder / assignment).is_dir()) if submitted.is_dir() else 0
+
+
+def _grade_class(course: Path, assignment: str, *, students: Iterable[str] | None, force: bool, workers: int | None,
+                 scheduler: str | None, db_url: str | None, overrides: Sequence[str], progress: TextIO | None,
+                 cluster: GradingCluster | None, stack: contextlib.ExitStack
+                 ) -> tuple[ClassRun, object, GradingCluster | None]:
+    """Steps 1 to 3 of :func:`grade_class`: the run, nbgrader's course directory, and the cluster that graded (one
+    is started, and closed by ``stack``, when there is something to grade and ``cluster`` is None)."""
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.coursedir import CourseDirectory
 
-    course = course.resolve()
-    started = time.perf_counter()
     alembic_on_path()
     quiet_nbgrader_models()
     share_gradebook_engines()
@@ -136,23 +176,16 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
 
         if todo:
             # 2. grade on Dask, and 3. record each grade as it arrives
+            if cluster is None:
+                cluster = stack.enter_context(GradingCluster(workers=workers, scheduler=scheduler,
+                                                             expected=len(todo)))
             bar = Progress(len(todo), progress)
-            with dask_grading(package, submissions=len(todo), workers=workers, scheduler=scheduler,
-                              run_id=run_id) as grading:
-                run.workers = grading.workers
-                for student, digest, result in grading.grade(todo):
-                    label = _record(course, coursedir, gradebook, assignment, student, digest, result, run, run_id)
-                    bar.step(label, time_left=True)
-
-    run.seconds = time.perf_counter() - started
-    # 4. the reports
-    run.report, run.csv, run.flagged = write_reports(course, assignment, db_url, run.problems, run.failed, csv_path)
-    # 5. feedback: for the students graded now, and those graded before who have none yet
-    if feedback:
-        missing = [s for s in run.skipped
-                   if not Path(coursedir.format_path(coursedir.feedback_directory, s, assignment)).exists()]
-        run.feedback = generate_feedback(course, assignment, db_url, overrides, run.graded + missing, progress)
-    return run
+            grading = cluster.grading(package, submissions=len(todo), run_id=run_id, preload=package["preload"])
+            run.workers = grading.workers
+            for student, digest, result in grading.grade(todo):
+                label = _record(course, coursedir, gradebook, assignment, student, digest, result, run, run_id)
+                bar.step(label, time_left=True)
+    return run, coursedir, cluster
 
 
 def _record(course: Path, coursedir, gradebook, assignment: str, student: str, digest: str, result: dict,

@@ -94,30 +94,70 @@ def scratch_gradebook(db_url: str) -> None:
     per submission. Without the wait a transaction is still whole if the process dies; only a crash of the
     machine could leave the copy damaged, and the copy does not outlive the process. The class's
     gradebook is never marked: every grade recorded there is on the disk.
+
+    And a ``Gradebook`` opened again on the copy skips nbgrader's checks that its tables and its course
+    exist (they did the first time, and no other process uses the copy): nbgrader opens its gradebook a
+    dozen times per submission, and those checks cost some 4 ms of CPU each time.
     """
     _SCRATCH.add(db_url)
+    _open_scratch_quickly()
+
+
+def _open_scratch_quickly() -> None:
+    """``nbgrader.api.Gradebook`` opens a scratch gradebook it has opened before without checking it again."""
+    from nbgrader import api
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    if getattr(api.Gradebook.__init__, "quick_for_scratch", False):
+        return
+    original = api.Gradebook.__init__
+    opened: set[tuple[str, str]] = set()  # (URL, course) of scratch gradebooks fully opened once
+
+    def __init__(self, db_url, course_id="default_course", authenticator=None):
+        key = (str(db_url), course_id)
+        if key in opened and key[0] in _SCRATCH:  # as nbgrader's __init__, less its checks
+            self.engine = api.create_engine(db_url, echo=False, future=True)
+            self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+            self.course_id = course_id
+            self.authenticator = authenticator
+            return
+        original(self, db_url, course_id, authenticator)
+        if key[0] in _SCRATCH:
+            opened.add(key)
+
+    __init__.quick_for_scratch = True
+    __init__.__wrapped__ = original
+    api.Gradebook.__init__ = __init__
 
 
 def _unsynced(connection, _record) -> None:
     connection.execute("PRAGMA synchronous=OFF")
 
 
-def submission_notebooks(gradebook, submission) -> list:
-    """An nbgrader submission's notebooks with their grades and comments, each with its cell, read in five
-    statements at most, however many cells it has.
+def submission_notebooks(gradebook, submission=None, *, assignment: str | None = None) -> list:
+    """An nbgrader submission's notebooks (or those of every submission of ``assignment``) with their grades and
+    comments, each with its cell, read in five statements at most, however many cells and submissions there are.
 
     nbgrader's objects read each of them, and each one's cell, one statement at a time, and again
     after every commit (``add_submission`` commits): forty statements for a notebook of twenty cells.
     """
-    from nbgrader.api import Comment, Grade, GradeCell, SubmittedNotebook, TaskCell
+    from nbgrader.api import Assignment, Comment, Grade, GradeCell, SubmittedAssignment, SubmittedNotebook, TaskCell
     from sqlalchemy.orm import joinedload, selectinload, undefer
 
-    return (gradebook.db.query(SubmittedNotebook).filter(SubmittedNotebook.assignment_id == submission.id)
-            .options(joinedload(SubmittedNotebook.notebook),
-                     # a grade's cell is a GradeCell or a TaskCell: their own columns in one statement each
-                     selectinload(SubmittedNotebook.grades).options(
-                         joinedload(Grade.cell).selectin_polymorphic([GradeCell, TaskCell]), undefer(Grade.max_score)),
-                     selectinload(SubmittedNotebook.comments).joinedload(Comment.cell))
+    query = gradebook.db.query(SubmittedNotebook)
+    if submission is not None:
+        query = query.filter(SubmittedNotebook.assignment_id == submission.id)
+    else:
+        query = (query.join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+                 .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+                 .filter(Assignment.name == assignment)
+                 .options(joinedload(SubmittedNotebook.assignment)))
+    return (query.options(joinedload(SubmittedNotebook.notebook),
+                          # a grade's cell is a GradeCell or a TaskCell: their own columns in one statement each
+                          selectinload(SubmittedNotebook.grades).options(
+                              joinedload(Grade.cell).selectin_polymorphic([GradeCell, TaskCell]),
+                              undefer(Grade.max_score)),
+                          selectinload(SubmittedNotebook.comments).joinedload(Comment.cell))
             .populate_existing().all())
 
 

@@ -8,15 +8,18 @@ so the same command runs on a laptop and on a university cluster.
 A worker keeps nbgrader and the course's grading code loaded, and grades with nbgrader's own
 pipeline (``NbGraderAPI.autograde`` with the course's ``nbgrader_config.py``: the same limits,
 re-run and integrity checks as ``nbgrader autograde``); only the student's kernel is new for
-each submission. It grades into a private SQLite copy of the assignment
+each submission. A worker grades into a private SQLite copy of the assignment
 (:func:`export_assignment`) and sends back the scores and the autograded notebook: workers share
-no files and never write to the class's gradebook. A worker that dies mid-submission: Dask gives
+no files and never write to the class's gradebook. A local cluster starts while the coordinator
+reads the course, and its workers load nbgrader as they start (:class:`GradingCluster`,
+:mod:`softgrad.grader.warm`). A worker that dies mid-submission: Dask gives
 the task to another worker; a submission that kills its worker every time comes back as failed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -25,10 +28,10 @@ import socket
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from softgrad.grader import template
 from softgrad.grader.course import (
     alembic_on_path,
     course_config,
@@ -39,7 +42,7 @@ from softgrad.grader.course import (
 )
 from softgrad.grader.intake import submission_digest
 
-__all__ = ["Grading", "dask_grading", "export_assignment", "failure_from_log", "grade_submission", "make_package",
+__all__ = ["Grading", "GradingCluster", "export_assignment", "failure_from_log", "grade_submission", "make_package",
            "quiet_nbgrader_models"]
 
 
@@ -54,13 +57,27 @@ def make_package(course: Path, assignment: str, db_url: str, overrides: Sequence
     source = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
     source_files = {p.relative_to(source).as_posix(): p.read_bytes() for p in sorted(source.rglob("*"))
                     if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts}
+    code = [cell.get("source", "") for notebook in sorted(source.rglob("*.ipynb"))
+            if ".ipynb_checkpoints" not in notebook.parts
+            for cell in _cells(notebook) if cell.get("cell_type") == "code"]
     package = {"assignment": assignment, "config": (course / "nbgrader_config.py").read_text(),
                "overrides": list(overrides), "gradebook": export_assignment(db_url, assignment),
-               "source_files": source_files}
+               "source_files": source_files,
+               # the template its notebooks need (a student's that imports more gets its own at first use)
+               "preload": template.preload_for("".join(c) if isinstance(c, list) else c for c in code)}
     package["digest"] = submission_digest({"config": package["config"].encode(), "gradebook": package["gradebook"],
                                            "overrides": "\n".join(overrides).encode(),
                                            **{f"source/{k}": v for k, v in source_files.items()}})
     return package
+
+
+def _cells(notebook: Path) -> list[dict]:
+    """The cells of a notebook file, none if it is not a readable notebook."""
+    try:
+        cells = json.loads(notebook.read_bytes()).get("cells", [])
+    except (OSError, ValueError, AttributeError):
+        return []
+    return [cell for cell in cells if isinstance(cell, dict)] if isinstance(cells, list) else []
 
 
 def export_assignment(db_url: str, assignment: str) -> bytes:
@@ -269,6 +286,31 @@ def _identity(value):
     return value
 
 
+_WORKER_START = "softgrad.grader.warm"
+"""The module every worker of a local cluster imports as it starts (Dask's worker preload)."""
+
+# Dask's settings for the local cluster (an existing scheduler keeps its own). A grading worker starts the
+# student's kernel as a child process: it must not be daemonic. A submission that kills its worker is given to
+# another one at most twice; a worker gets one submission at a time, so that a worker's death is counted against
+# that one only. The rest is Dask's housekeeping that a local cluster without a dashboard does not need, and that
+# cost grading CPU (measured on two workers, one class of 100): the statistical profiler (a look at the grading
+# thread's stack every 10 ms: about 15% more CPU per submission); the event loop's watchdog every 20 ms and the
+# resource monitor every 0.5 s, in the scheduler, each nanny and each worker; work stealing and the active memory
+# manager, which have nothing to do when a worker holds one task and no data (together about half of the
+# scheduler's and the nannies' CPU).
+_LOCAL_SETTINGS = {
+    "distributed.worker.daemon": False,
+    "distributed.scheduler.allowed-failures": 2,
+    "distributed.scheduler.worker-saturation": 1.0,
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+    "distributed.scheduler.work-stealing": False,
+    "distributed.scheduler.active-memory-manager.start": False,
+    "distributed.worker.preload": [_WORKER_START],
+}
+
+
 def _start_client(workers: int, scheduler: str | None):
     """A Dask client: of the scheduler at ``scheduler``, or of a new local cluster with ``workers`` processes."""
     import dask
@@ -276,22 +318,22 @@ def _start_client(workers: int, scheduler: str | None):
 
     if scheduler:
         return Client(scheduler, timeout="30s"), None
-    # A grading worker starts the student's kernel as a child process: it must not be daemonic.
-    # A submission that kills its worker is given to another one at most twice; a worker gets
-    # one submission at a time, so that a worker's death is counted against that one only.
-    # Dask's statistical profiler (a look at the grading thread's stack every 10 ms, for the dashboard that a
-    # local cluster does not start) made grading cost about 15% more CPU (two workers: 1.49 s per submission
-    # with it, 1.29 s without).
-    dask.config.set({"distributed.worker.daemon": False, "distributed.scheduler.allowed-failures": 2,
-                     "distributed.scheduler.worker-saturation": 1.0, "distributed.worker.profile.enabled": False})
+    dask.config.set(_LOCAL_SETTINGS)
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                            memory_limit=0, silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
 
+def _start_template(preload: tuple[str, ...]) -> None:
+    """Start this worker's template for ``preload`` in the background (the first submission waits for it)."""
+    import threading
+
+    threading.Thread(target=template.template, args=(preload,), name="softgrad-template", daemon=True).start()
+
+
 @dataclass
 class Grading:
-    """A Dask client ready to grade the submissions of one assignment (see :func:`dask_grading`)."""
+    """A Dask client ready to grade the submissions of one assignment (see :meth:`GradingCluster.grading`)."""
 
     client: object
     package: dict
@@ -332,18 +374,84 @@ class Grading:
             yield student, digest, result
 
 
-@contextmanager
-def dask_grading(package: dict, *, submissions: int, workers: int | None, scheduler: str | None,
-                 run_id: str) -> Iterator[Grading]:
-    """A :class:`Grading` on the scheduler at ``scheduler``, or on a local cluster of ``workers`` processes
-    (default: one per core, and no more than there are ``submissions``); closed on exit."""
-    if not scheduler:
-        workers = min(workers or os.cpu_count() or 1, submissions)
-    client, cluster = _start_client(workers or 1, scheduler)
-    try:
-        found = len(client.scheduler_info().get("workers", {})) or (workers or 0)
-        yield Grading(client, package, run_id, found)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+class GradingCluster:
+    """Where a class is graded: a Dask client, started in the background as soon as this object is made.
+
+    A local cluster's workers start (and import nbgrader and the course's grading code, :mod:`softgrad.grader.warm`)
+    while the coordinator reads the course and the submissions, instead of after it: the first grades come
+    about three seconds sooner. Use it as a context manager: on exit the client and the cluster are closed
+    (:meth:`close_soon` starts closing them while the coordinator writes its reports).
+
+    ``workers``: the local cluster's processes (default: one per core), no more than ``expected``
+    submissions (a first guess; :meth:`grading` adjusts the cluster to the submissions really to grade).
+    ``scheduler``: an existing scheduler's address instead of a local cluster.
+    """
+
+    def __init__(self, *, workers: int | None, scheduler: str | None, expected: int):
+        import threading
+
+        import distributed  # noqa: F401 (imported here, not by two threads at once)
+
+        self._wanted = workers
+        self.scheduler = scheduler
+        self.local_workers = 0 if scheduler else self._local(expected)
+        self._client = self._cluster = self._error = None
+        self._closing: object = None
+        self._templates: list = []  # the futures of the template starts (a future nobody holds is cancelled)
+        self._thread = threading.Thread(target=self._start, name="softgrad-dask-start", daemon=True)
+        self._thread.start()
+
+    def _local(self, submissions: int) -> int:
+        return max(1, min(self._wanted or os.cpu_count() or 1, submissions))
+
+    def _start(self) -> None:
+        try:
+            self._client, self._cluster = _start_client(self.local_workers, self.scheduler)
+        except BaseException as error:  # noqa: BLE001 (given to the coordinator by grading())
+            self._error = error
+
+    def grading(self, package: dict, *, submissions: int, run_id: str, preload: tuple[str, ...] | None = None
+                ) -> Grading:
+        """A :class:`Grading` for ``submissions`` submissions; each local worker starts its template for
+        ``preload`` (:func:`softgrad.grader.template.preload_for`) at once (the workers of an existing scheduler,
+        at their first submission)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self._cluster is not None:
+            wanted = self._local(submissions)
+            if wanted != self.local_workers:
+                self._cluster.scale(wanted)
+                self.local_workers = wanted
+            if preload:
+                self._templates = [
+                    self._client.submit(_start_template, preload, workers=[address], allow_other_workers=True,
+                                        pure=False, key=f"softgrad-template-{address}-{run_id}")
+                    for address in self._client.scheduler_info().get("workers", {})]
+        found = self.local_workers or len(self._client.scheduler_info().get("workers", {}))
+        return Grading(self._client, package, run_id, found)
+
+    def _close(self) -> None:
+        self._thread.join()
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def close_soon(self) -> None:
+        """Start closing the client and the cluster in the background (:meth:`close` waits for it)."""
+        import threading
+
+        if self._closing is None:
+            self._closing = threading.Thread(target=self._close, name="softgrad-dask-close", daemon=True)
+            self._closing.start()
+
+    def close(self) -> None:
+        self.close_soon()
+        self._closing.join()
+
+    def __enter__(self) -> GradingCluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import nbformat
 
-from softgrad.grader.course import course_db_url
+from softgrad.grader.course import course_db_url, submission_notebooks
 from softgrad.grader.intake import not_graded
 from softgrad.grader.integrity import WORTH_A_LOOK
 from softgrad.grader.record import ledger
 
 __all__ = [
     "CellResult",
+    "autograded_notebooks",
     "SubmissionResult",
     "cell_output_text",
     "export_csv",
@@ -80,45 +81,67 @@ def cell_output_text(cell: nbformat.NotebookNode) -> str:
     return _ANSI.sub("", "\n".join(parts))
 
 
-def read_results(course: Path, assignment: str, db_url: str | None = None) -> dict[str, SubmissionResult]:
+def read_results(course: Path, assignment: str, db_url: str | None = None, *,
+                 notebooks: Mapping[Path, nbformat.NotebookNode] | None = None) -> dict[str, SubmissionResult]:
     """Scores from the gradebook and outputs from the autograded notebooks, for every student.
 
     ``db_url``: the gradebook (default: the course's, see :func:`softgrad.gradebook.course_db_url`).
+    ``notebooks``: the autograded notebooks already read (:func:`autograded_notebooks`).
     """
     from nbgrader.api import Gradebook
 
+    if notebooks is None:
+        notebooks = autograded_notebooks(course, assignment)
     results: dict[str, SubmissionResult] = {}
     with Gradebook(course_db_url(course, db_url)) as gradebook:
         for submission in gradebook.assignment_submissions(assignment):
-            student = submission.student_id
-            result = SubmissionResult(student)
-            for notebook in submission.notebooks:
-                path = course / "autograded" / student / assignment / f"{notebook.name}.ipynb"
-                outputs = {}
-                if path.exists():
-                    nb = nbformat.read(path, as_version=4)
-                    for cell in nb.cells:
-                        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                        if grade_id:
-                            outputs[grade_id] = cell_output_text(cell)
-                for grade in notebook.grades:
-                    result.cells[grade.name] = CellResult(
-                        score=float(grade.score or 0.0),
-                        max_score=float(grade.max_score),
-                        autograded=grade.cell.cell_type == "code",
-                        output=outputs.get(grade.name, ""),
-                    )
-            results[student] = result
+            results[submission.student_id] = SubmissionResult(submission.student_id)
+        for notebook in submission_notebooks(gradebook, assignment=assignment):
+            student = notebook.assignment.student_id
+            result = results.setdefault(student, SubmissionResult(student))
+            outputs = {}
+            nb = notebooks.get(course / "autograded" / student / assignment / f"{notebook.name}.ipynb")
+            for cell in nb.cells if nb is not None else []:
+                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if grade_id:
+                    outputs[grade_id] = cell_output_text(cell)
+            for grade in notebook.grades:
+                result.cells[grade.name] = CellResult(
+                    score=float(grade.score or 0.0),
+                    max_score=float(grade.max_score),
+                    autograded=grade.cell.cell_type == "code",
+                    output=outputs.get(grade.name, ""),
+                )
     return results
 
 
-def read_findings(course: Path, assignment: str) -> dict[str, list[dict]]:
-    """Every student's integrity findings: the intake's problems and what the autograded notebooks record."""
+def autograded_notebooks(course: Path, assignment: str) -> dict[Path, nbformat.NotebookNode]:
+    """Every autograded notebook of ``assignment``, by path (``autograded/STUDENT/ASSIGNMENT/NAME.ipynb``).
+
+    Read as written by the grader (nbgrader validated each one when it wrote it); one that cannot be
+    read is left out, as a missing one is.
+    """
+    found = {}
+    for path in sorted((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
+        try:
+            found[path] = nbformat.from_dict(json.loads(path.read_bytes()))
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def read_findings(course: Path, assignment: str, *,
+                  notebooks: Mapping[Path, nbformat.NotebookNode] | None = None) -> dict[str, list[dict]]:
+    """Every student's integrity findings: the intake's problems and what the autograded notebooks record.
+
+    ``notebooks``: the autograded notebooks already read (:func:`autograded_notebooks`).
+    """
     problems_file = course / "reports" / assignment / "problems.json"
     findings: dict[str, list[dict]] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
-    for path in sorted((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
+    if notebooks is None:
+        notebooks = autograded_notebooks(course, assignment)
+    for path, nb in sorted(notebooks.items()):
         student = path.parent.parent.name
-        nb = nbformat.read(path, as_version=4)
         for entry in nb.metadata.get("softgrad", {}).get("findings", []):
             findings.setdefault(student, []).append({**entry, "notebook": path.name})
     return findings
@@ -131,8 +154,9 @@ def grading_report(course: Path, assignment: str, db_url: str | None = None) -> 
     or "suspicious" is a line of code worth reading; "confirmed" means a test passed in the
     notebook and failed outside it, and the cell already scores 0.
     """
-    results = read_results(course, assignment, db_url)
-    findings = read_findings(course, assignment)
+    notebooks = autograded_notebooks(course, assignment)
+    results = read_results(course, assignment, db_url, notebooks=notebooks)
+    findings = read_findings(course, assignment, notebooks=notebooks)
     rows = []
     for student in sorted(set(results) | set(findings)):
         result = results.get(student)
@@ -173,7 +197,7 @@ def export_csv(gradebook, assignment: str, path: Path, findings: Mapping[str, li
         writer = csv.writer(handle)
         writer.writerow(["student", "status", "score", "max_score", "late_penalty", "final_score", "flags",
                          "graded_at", "detail"])
-        for submission in sorted(gradebook.assignment_submissions(assignment), key=lambda s: s.student_id):
+        for submission in sorted(_scored_submissions(gradebook, assignment), key=lambda s: s.student_id):
             student = submission.student_id
             row = rows.get(student)
             flags = [f for f in findings.get(student, []) if f.get("severity") in WORTH_A_LOOK]
@@ -186,6 +210,20 @@ def export_csv(gradebook, assignment: str, path: Path, findings: Mapping[str, li
             ])
     partial.replace(path)  # a reader never sees half a file
     return path
+
+
+def _scored_submissions(gradebook, assignment: str) -> list:
+    """nbgrader's submissions of ``assignment`` with their score, maximum and late penalty read in the same
+    statement (each is a deferred column of nbgrader's, read one submission at a time otherwise)."""
+    from nbgrader.api import Assignment, SubmittedAssignment
+    from sqlalchemy.orm import undefer
+
+    return (gradebook.db.query(SubmittedAssignment)
+            .join(Assignment, Assignment.id == SubmittedAssignment.assignment_id)
+            .filter(Assignment.name == assignment)
+            .options(undefer(SubmittedAssignment.score), undefer(SubmittedAssignment.max_score),
+                     undefer(SubmittedAssignment.late_submission_penalty))
+            .all())
 
 
 def write_reports(course: Path, assignment: str, db_url: str, problems: Mapping[str, list[dict]],
