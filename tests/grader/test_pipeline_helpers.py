@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,39 @@ def test_a_scratch_gradebook_opened_again_is_not_checked_again(tmp_path, monkeyp
             assert gradebook.db.query(api.Course).filter(api.Course.id == "another").count() == 1
     assert statements[scratch] == 0, "the scratch gradebook was checked again"
     assert statements[kept] > 0, "the class's gradebook must be checked at every opening"
+
+
+def test_the_reports_read_an_autograded_notebook_as_nbformat_does(tmp_path):
+    """report.autograded_notebooks: each graded cell's printed lines and traceback, and the findings, as
+    nbformat.read gives them (on disk a multi-line output is a list of lines); a notebook that cannot be read
+    is left out, as a missing one is."""
+    import nbformat
+
+    from softgrad.grader import report
+
+    nb = nbformat.v4.new_notebook(metadata={"softgrad": {"findings": [{"rule": "patches-library", "cell": "softmax",
+                                                                        "line": 2, "detail": "np.allclose"}]}})
+    answer = nbformat.v4.new_code_cell("print('one')\nprint('two')", metadata={"nbgrader": {"grade_id": "softmax"}})
+    answer.outputs = [nbformat.v4.new_output("stream", name="stdout", text="one\ntwo\n")]
+    test = nbformat.v4.new_code_cell("assert False", metadata={"nbgrader": {"grade_id": "test-softmax"}})
+    test.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="wrong",
+                                           traceback=["\x1b[0;31mAssertionError\x1b[0m", "wrong"])]
+    nb.cells = [answer, test, nbformat.v4.new_code_cell("x = 1")]
+    folder = tmp_path / "autograded" / "ada" / "ps1"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "softmax.ipynb")
+    assert isinstance(json.loads((folder / "softmax.ipynb").read_text())["cells"][0]["outputs"][0]["text"], list)
+    (tmp_path / "autograded" / "bob" / "ps1").mkdir(parents=True)
+    (tmp_path / "autograded" / "bob" / "ps1" / "softmax.ipynb").write_text('{"cells": [')
+
+    found = report.autograded_notebooks(tmp_path, "ps1")
+    assert list(found) == [folder / "softmax.ipynb"]
+    expected = {c.metadata["nbgrader"]["grade_id"]: report.cell_output_text(c)
+                for c in nbformat.read(folder / "softmax.ipynb", as_version=4).cells if "nbgrader" in c.metadata}
+    assert found[folder / "softmax.ipynb"].outputs == expected == {"softmax": "one\ntwo\n",
+                                                                   "test-softmax": "AssertionError\nwrong"}
+    assert report.read_findings(tmp_path, "ps1") == {"ada": [{**nb.metadata["softgrad"]["findings"][0],
+                                                             "notebook": "softmax.ipynb"}]}
 
 
 def test_a_submission_is_recorded_in_statements_that_do_not_grow_with_its_cells(tmp_path, monkeypatch):
@@ -303,12 +337,14 @@ def test_a_grading_cluster_starts_in_the_background_with_its_workers_ready_to_gr
         return sorted(name for name in warm if name in sys.modules)
 
     def templates():
-        return [list(key) for key, found in template._TEMPLATES.items() if found is not None]
+        with template._TEMPLATES_LOCK:
+            return [list(key) for key, found in template._TEMPLATES.items() if found is not None]
 
-    with grade.GradingCluster(workers=2, scheduler=None, expected=1) as cluster:
-        assert cluster.local_workers == 1, "two workers for one submission"
+    with grade.GradingCluster(workers=3, scheduler=None, expected=2) as cluster:
+        assert cluster.local_workers == 2, "three workers for two submissions"
+        # one of the two turns out to be graded already: one worker grades it, the other is gone before it starts
         grading = cluster.grading({"assignment": "ps"}, submissions=1, run_id="test", preload=template.BASE)
-        assert grading.workers == 1
+        assert grading.workers == 1 and len(cluster._workers()) == 1
         client = grading.client
         assert list(client.run(loaded).values()) == [sorted(warm)], "the worker started without the grading code"
         deadline = time.monotonic() + 60
@@ -317,3 +353,58 @@ def test_a_grading_cluster_starts_in_the_background_with_its_workers_ready_to_gr
         assert list(client.run(templates).values()) == [[list(template.BASE)]]
         cluster.close_soon()
     assert client.status == "closed"
+
+
+def test_a_grading_cluster_is_made_at_once_and_started_in_the_background(monkeypatch):
+    """GradingCluster returns while the cluster starts (the coordinator meanwhile reads the course); a cluster
+    that could not start says so when the grading needs it, and closing it then raises nothing."""
+    import threading
+
+    started, release, closed = threading.Event(), threading.Event(), []
+
+    class Client:
+        def close(self):
+            closed.append("client")
+
+    def slow_start(workers, scheduler):
+        started.set()
+        assert release.wait(10)
+        return Client(), None
+
+    monkeypatch.setattr(grade, "_start_client", slow_start)
+    with grade.GradingCluster(workers=2, scheduler=None, expected=5) as cluster:
+        assert started.wait(10) and not release.is_set(), "made before the cluster had started"
+        release.set()
+        assert cluster.grading({"assignment": "ps"}, submissions=5, run_id="test").workers == 2
+    assert closed == ["client"]
+
+    def no_start(workers, scheduler):
+        raise OSError("no free port")
+
+    monkeypatch.setattr(grade, "_start_client", no_start)
+    with grade.GradingCluster(workers=2, scheduler=None, expected=5) as cluster, pytest.raises(OSError, match="port"):
+        cluster.grading({"assignment": "ps"}, submissions=5, run_id="test")
+
+
+def test_a_cluster_starts_early_only_for_submissions_likely_to_be_graded(tmp_path):
+    """classgrade._submissions_in_sight: the folders submitted (or the students asked for) less those the ledger
+    of the course's gradebook says are graded; none when the gradebook is elsewhere and nothing is known."""
+    import sqlite3
+
+    for student in ("ada", "bob", "cy"):
+        (tmp_path / "submitted" / student / "ps1").mkdir(parents=True)
+    (tmp_path / "submitted" / "dee" / "ps2").mkdir(parents=True)
+    guess = classgrade._submissions_in_sight
+    assert guess(tmp_path, "ps1", None, False) == 0, "no gradebook here: its ledger is not known"
+    with sqlite3.connect(tmp_path / "gradebook.db") as connection:
+        connection.execute("CREATE TABLE other (x)")
+    assert guess(tmp_path, "ps1", None, False) == 3, "no ledger yet: nothing graded"
+    with sqlite3.connect(tmp_path / "gradebook.db") as connection:
+        connection.execute(record._LEDGER_DDL)
+        connection.executemany(
+            f"INSERT INTO {record.LEDGER} (assignment, student, state, attempts) VALUES (?, ?, ?, 1)",
+            [("ps1", "ada", "graded"), ("ps1", "bob", "failed"), ("ps2", "cy", "graded")])
+    assert guess(tmp_path, "ps1", None, False) == 2, "ada is graded; bob failed and is tried again"
+    assert guess(tmp_path, "ps1", None, True) == 3, "--force grades all three again"
+    assert guess(tmp_path, "ps1", ["ada"], False) == 0 and guess(tmp_path, "ps1", ["ada", "cy"], False) == 1
+    assert guess(tmp_path, "ps9", None, False) == 0, "nothing submitted"

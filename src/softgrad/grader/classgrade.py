@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import sqlite3
 import sys
 import time
 import uuid
@@ -34,7 +35,7 @@ from softgrad.grader.course import alembic_on_path, course_config, course_db_url
 from softgrad.grader.feedback import generate_feedback
 from softgrad.grader.grade import GradingCluster, make_package, quiet_nbgrader_models
 from softgrad.grader.intake import inspect_submissions, students_to_grade, submission_digest, submission_files
-from softgrad.grader.record import ledger, record_failure, record_grades, remove_outputs, write_autograded
+from softgrad.grader.record import LEDGER, ledger, record_failure, record_grades, remove_outputs, write_autograded
 from softgrad.grader.report import write_reports
 from softgrad.progress import Progress, duration
 
@@ -92,10 +93,11 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
     course = course.resolve()
     started = time.perf_counter()
     students = None if students is None else list(students)
+    alembic_on_path()  # before any worker starts: they inherit the environment
     with contextlib.ExitStack() as stack:
-        # A local cluster starts now, while this process loads nbgrader and reads the course; an existing
-        # scheduler is asked only when there is something to grade.
-        expected = _submissions_in_sight(course, assignment, students)
+        # A local cluster starts now, while this process loads nbgrader and reads the course, when there is
+        # likely something to grade; an existing scheduler is asked only when there is.
+        expected = _submissions_in_sight(course, assignment, students, force)
         cluster = stack.enter_context(GradingCluster(workers=workers, scheduler=None, expected=expected)) \
             if expected and not scheduler else None
         run, coursedir, cluster = _grade_class(course, assignment, students=students, force=force, workers=workers,
@@ -115,13 +117,32 @@ def grade_class(course: Path, assignment: str, *, students: Iterable[str] | None
     return run
 
 
-def _submissions_in_sight(course: Path, assignment: str, students: Iterable[str] | None) -> int:
-    """How many submissions a run may grade, guessed before nbgrader is loaded: the students asked for, else
-    the folders in nbgrader's default layout (``submitted/STUDENT/ASSIGNMENT``); 0 when there is none."""
+def _submissions_in_sight(course: Path, assignment: str, students: list[str] | None, force: bool) -> int:
+    """How many submissions a run will likely grade, guessed before nbgrader is loaded (0: too few, or not known).
+
+    The students asked for, else the folders in nbgrader's default layout (``submitted/STUDENT/ASSIGNMENT``),
+    less those that the ledger of the course's default gradebook (``gradebook.db``) says are graded, unless
+    ``force``. A wrong guess costs time, never a grade: the cluster is fitted to the real count later, or
+    started then.
+    """
     if students is not None:
-        return len(set(students))
-    submitted = course / "submitted"
-    return sum(1 for folder in submitted.iterdir() if (folder / assignment).is_dir()) if submitted.is_dir() else 0
+        candidates = set(students)
+    else:
+        submitted = course / "submitted"
+        candidates = {folder.name for folder in submitted.iterdir()
+                      if (folder / assignment).is_dir()} if submitted.is_dir() else set()
+    if force or not candidates:
+        return len(candidates)
+    gradebook = course / "gradebook.db"
+    if not gradebook.is_file():  # another database (PostgreSQL): what it holds is not known yet
+        return 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"{gradebook.as_uri()}?mode=ro", uri=True)) as connection:
+            graded = {row[0] for row in connection.execute(
+                f"SELECT student FROM {LEDGER} WHERE assignment = ? AND state = 'graded'", (assignment,))}
+    except sqlite3.Error:  # no ledger yet: nothing was graded
+        graded = set()
+    return len(candidates - graded)
 
 
 def _grade_class(course: Path, assignment: str, *, students: Iterable[str] | None, force: bool, workers: int | None,
@@ -133,7 +154,6 @@ def _grade_class(course: Path, assignment: str, *, students: Iterable[str] | Non
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.coursedir import CourseDirectory
 
-    alembic_on_path()
     quiet_nbgrader_models()
     share_gradebook_engines()
     run_id = uuid.uuid4().hex[:12]

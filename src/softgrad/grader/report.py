@@ -9,6 +9,7 @@ metadata (:func:`read_findings`). :func:`write_reports` writes ``reports/ASSIGNM
 from __future__ import annotations
 
 import csv
+import glob
 import json
 import os
 import re
@@ -24,6 +25,7 @@ from softgrad.grader.integrity import WORTH_A_LOOK
 from softgrad.grader.record import ledger
 
 __all__ = [
+    "AutogradedNotebook",
     "CellResult",
     "autograded_notebooks",
     "SubmissionResult",
@@ -77,12 +79,13 @@ def cell_output_text(cell: nbformat.NotebookNode) -> str:
         if output.get("output_type") == "error":
             parts.append("\n".join(output.get("traceback", [])) or f"{output.get('ename')}: {output.get('evalue')}")
         elif output.get("output_type") == "stream":
-            parts.append(output.get("text", ""))
+            text = output.get("text", "")
+            parts.append("".join(text) if isinstance(text, list) else text)  # a list of lines, as stored
     return _ANSI.sub("", "\n".join(parts))
 
 
 def read_results(course: Path, assignment: str, db_url: str | None = None, *,
-                 notebooks: Mapping[Path, nbformat.NotebookNode] | None = None) -> dict[str, SubmissionResult]:
+                 notebooks: Mapping[Path, AutogradedNotebook] | None = None) -> dict[str, SubmissionResult]:
     """Scores from the gradebook and outputs from the autograded notebooks, for every student.
 
     ``db_url``: the gradebook (default: the course's, see :func:`softgrad.gradebook.course_db_url`).
@@ -99,12 +102,8 @@ def read_results(course: Path, assignment: str, db_url: str | None = None, *,
         for notebook in submission_notebooks(gradebook, assignment=assignment):
             student = notebook.assignment.student_id
             result = results.setdefault(student, SubmissionResult(student))
-            outputs = {}
-            nb = notebooks.get(course / "autograded" / student / assignment / f"{notebook.name}.ipynb")
-            for cell in nb.cells if nb is not None else []:
-                grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if grade_id:
-                    outputs[grade_id] = cell_output_text(cell)
+            read = notebooks.get(course / "autograded" / student / assignment / f"{notebook.name}.ipynb")
+            outputs = read.outputs if read is not None else {}
             for grade in notebook.grades:
                 result.cells[grade.name] = CellResult(
                     score=float(grade.score or 0.0),
@@ -115,23 +114,39 @@ def read_results(course: Path, assignment: str, db_url: str | None = None, *,
     return results
 
 
-def autograded_notebooks(course: Path, assignment: str) -> dict[Path, nbformat.NotebookNode]:
-    """Every autograded notebook of ``assignment``, by path (``autograded/STUDENT/ASSIGNMENT/NAME.ipynb``).
+@dataclass
+class AutogradedNotebook:
+    """What the reports read in one autograded notebook: the text of each graded cell's outputs (by grade_id)
+    and the integrity findings the grader recorded in its metadata."""
 
-    Read as written by the grader (nbgrader validated each one when it wrote it); one that cannot be
-    read is left out, as a missing one is.
+    outputs: dict[str, str]
+    findings: list[dict]
+
+
+def autograded_notebooks(course: Path, assignment: str) -> dict[Path, AutogradedNotebook]:
+    """What the reports need of every autograded notebook of ``assignment``, by path
+    (``autograded/STUDENT/ASSIGNMENT/NAME.ipynb``); each notebook is read once and not kept.
+
+    Read as nbformat reads a notebook, without checking it against the schema again (nbgrader
+    checked it when it wrote it); one that cannot be read is left out, as a missing one is.
     """
     found = {}
-    for path in sorted((course / "autograded").glob(f"*/{assignment}/*.ipynb")):
+    for path in sorted((course / "autograded").glob(f"*/{glob.escape(assignment)}/*.ipynb")):
         try:
-            found[path] = nbformat.from_dict(json.loads(path.read_bytes()))
+            nb = nbformat.convert(nbformat.reader.reads(path.read_text(encoding="utf-8")), 4)
         except (OSError, ValueError):
             continue
+        outputs = {}
+        for cell in nb.cells:
+            grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if grade_id:
+                outputs[grade_id] = cell_output_text(cell)
+        found[path] = AutogradedNotebook(outputs, list(nb.metadata.get("softgrad", {}).get("findings", [])))
     return found
 
 
 def read_findings(course: Path, assignment: str, *,
-                  notebooks: Mapping[Path, nbformat.NotebookNode] | None = None) -> dict[str, list[dict]]:
+                  notebooks: Mapping[Path, AutogradedNotebook] | None = None) -> dict[str, list[dict]]:
     """Every student's integrity findings: the intake's problems and what the autograded notebooks record.
 
     ``notebooks``: the autograded notebooks already read (:func:`autograded_notebooks`).
@@ -140,9 +155,9 @@ def read_findings(course: Path, assignment: str, *,
     findings: dict[str, list[dict]] = json.loads(problems_file.read_text()) if problems_file.exists() else {}
     if notebooks is None:
         notebooks = autograded_notebooks(course, assignment)
-    for path, nb in sorted(notebooks.items()):
+    for path, read in sorted(notebooks.items()):
         student = path.parent.parent.name
-        for entry in nb.metadata.get("softgrad", {}).get("findings", []):
+        for entry in read.findings:
             findings.setdefault(student, []).append({**entry, "notebook": path.name})
     return findings
 

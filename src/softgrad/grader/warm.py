@@ -4,7 +4,8 @@ What a worker's first submission would otherwise import while the class waits fo
 (its gradebook, its applications and the autograde converter), the course's preprocessors, and what
 they use to start and talk to a kernel. The local cluster starts while the coordinator reads the
 course and the submissions (:class:`softgrad.grader.grade.GradingCluster`), so this work overlaps
-with the coordinator's instead of coming after it. Importing this module does nothing else.
+with the coordinator's instead of coming after it. Importing this module only imports them (and
+what importing them does: the course's preprocessors share nbgrader's gradebook engines).
 """
 
 import ipykernel.kernelspec  # noqa: F401
