@@ -161,7 +161,7 @@ def test_a_changed_resubmission_and_force_are_graded_again(small_class):
     notebook.write_text(json.dumps(right))  # "wrong" re-submits the right answer
     run = classgrade.grade_class(course, ASSIGNMENT, students=["wrong", "right_2"], workers=2)
     assert run.graded == ["wrong"] and run.skipped == ["right_2"]
-    assert run.workers == 1, "the cluster started with two workers and kept one for the one submission"
+    assert run.workers == 1, "two workers for the one submission to grade"
     assert report.read_results(course, ASSIGNMENT)["wrong"].auto_score == FULL
     forced = classgrade.grade_class(course, ASSIGNMENT, students=["right_2"], force=True, workers=1,
                                     feedback=True)
