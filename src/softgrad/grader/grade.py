@@ -19,7 +19,6 @@ the task to another worker; a submission that kills its worker every time comes 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -57,27 +56,28 @@ def make_package(course: Path, assignment: str, db_url: str, overrides: Sequence
     source = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
     source_files = {p.relative_to(source).as_posix(): p.read_bytes() for p in sorted(source.rglob("*"))
                     if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts}
-    code = [cell.get("source", "") for notebook in sorted(source.rglob("*.ipynb"))
+    code = [cell.source for notebook in sorted(source.rglob("*.ipynb"))
             if ".ipynb_checkpoints" not in notebook.parts
-            for cell in _cells(notebook) if cell.get("cell_type") == "code"]
+            for cell in _cells(notebook) if cell.cell_type == "code"]
     package = {"assignment": assignment, "config": (course / "nbgrader_config.py").read_text(),
                "overrides": list(overrides), "gradebook": export_assignment(db_url, assignment),
                "source_files": source_files,
                # the template its notebooks need (a student's that imports more gets its own at first use)
-               "preload": template.preload_for("".join(c) if isinstance(c, list) else c for c in code)}
+               "preload": template.preload_for(code)}
     package["digest"] = submission_digest({"config": package["config"].encode(), "gradebook": package["gradebook"],
                                            "overrides": "\n".join(overrides).encode(),
                                            **{f"source/{k}": v for k, v in source_files.items()}})
     return package
 
 
-def _cells(notebook: Path) -> list[dict]:
-    """The cells of a notebook file, none if it is not a readable notebook."""
+def _cells(notebook: Path) -> list:
+    """The cells of a notebook file (nbformat's, sources joined), none if it is not a readable notebook."""
+    import nbformat
+
     try:
-        cells = json.loads(notebook.read_bytes()).get("cells", [])
-    except (OSError, ValueError, AttributeError):
+        return nbformat.read(notebook, as_version=4).cells
+    except (OSError, ValueError):
         return []
-    return [cell for cell in cells if isinstance(cell, dict)] if isinstance(cells, list) else []
 
 
 def export_assignment(db_url: str, assignment: str) -> bytes:
